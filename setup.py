@@ -1,0 +1,33 @@
+"""ssnas_tf: self-supervised multimodal neural architecture search in Keras 3."""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+here = pathlib.Path(__file__).parent
+version = {}
+exec((here / "ssnas_tf" / "version.py").read_text(), version)
+
+setup(
+    name="ssnas_tf",
+    version=version["__version__"],
+    description=("Self-supervised multimodal neural architecture search "
+                 "(BM-NAS search space + SimCLR) in Keras 3 / TensorFlow"),
+    long_description=(here / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["ssnas_tf", "ssnas_tf.*"]),
+    package_data={"ssnas_tf.data": ["*.npz"]},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-text>=2.21,<2.22",
+        "keras-tuner>=1.4,<1.5",
+        "tensorboard",
+        "numpy",
+        "h5py",
+        "pillow",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:main"]},
+)
