@@ -1,0 +1,144 @@
+"""The fixed fusion network rebuilt from a genotype (DARTS's model.py).
+
+Each cell applies its inner steps to its two chosen inputs (x = h1, y = h2),
+with the same concat / residual / LayerNorm as during search; the network
+output is the concatenation of the genotype's `concat` cells -> LayerNorm ->
+ReLU -> flatten. Only the backbone features the genotype uses get reshape
+layers, so unused backbone taps cost nothing.
+"""
+
+import keras
+from keras import layers
+
+from ssnas_tf.genotype import Genotype, StepGenotype
+from ssnas_tf.primitives import make_primitive
+from ssnas_tf.reshape import FeatureReshape
+from ssnas_tf.search_space import (build_cell_output_layers, cell_output,
+                                   fusion_output)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class DerivedCell(layers.Layer):
+    """A fixed fusion cell: `cell([h1, h2])` -> (N, L, C).
+
+    Args:
+        step_genotype: a `StepGenotype` or its dict form.
+        channels: C. Defaults to 192.
+        length: L. Defaults to 16.
+        dropout: Defaults to 0.1.
+    """
+
+    def __init__(self, step_genotype, channels=192, length=16, dropout=0.1,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(step_genotype, dict):
+            step_genotype = StepGenotype(
+                tuple(tuple(e) for e in step_genotype["inner_edges"]),
+                tuple(step_genotype["inner_steps"]),
+                tuple(step_genotype["inner_concat"]))
+        self.step_genotype = step_genotype
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+        self.node_multiplier = len(step_genotype.inner_concat)
+        self.ops = [make_primitive(p, channels, length, dropout, name=f"step_{m + 1}_{p}")
+                    for m, p in enumerate(step_genotype.inner_steps)]
+
+    def build(self, input_shape):
+        shape = input_shape[0]
+        for op in self.ops:
+            op.build([shape, shape])
+        build_cell_output_layers(self, shape)
+
+    def call(self, inputs, training=None):
+        nodes = list(inputs)
+        edges = self.step_genotype.inner_edges
+        for m, op in enumerate(self.ops):
+            a, b = edges[2 * m][1], edges[2 * m + 1][1]
+            nodes.append(op([nodes[a], nodes[b]], training=training))
+        concat = [nodes[i] for i in self.step_genotype.inner_concat]
+        return cell_output(self, concat, inputs[0], training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        g = self.step_genotype
+        config.update(
+            step_genotype={"inner_edges": [list(e) for e in g.inner_edges],
+                           "inner_steps": list(g.inner_steps),
+                           "inner_concat": list(g.inner_concat)},
+            channels=self.channels, length=self.length, dropout=self.dropout)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class DerivedNetwork(layers.Layer):
+    """The fusion network of a genotype over named backbone features.
+
+    Takes a dict name -> feature (extra names are ignored) and returns the
+    flattened (N, L * len(concat) * C) fusion feature.
+
+    Args:
+        genotype: a `Genotype` or its dict form.
+        channels: C. Defaults to 192.
+        length: L. Defaults to 16.
+        dropout: Defaults to 0.1.
+
+    Example:
+    >>> net = DerivedNetwork(Genotype.load("genotype.json"), channels=64, length=8)
+    >>> fused = net(features)  # (N, 8 * len(genotype.concat) * 64)
+    """
+
+    def __init__(self, genotype, channels=192, length=16, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(genotype, dict):
+            genotype = Genotype.from_dict(genotype)
+        self.genotype = genotype
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+        self.reshapes = {name: FeatureReshape(channels, length, dropout,
+                                              name=f"reshape_{name}")
+                         for name in genotype.used_inputs}
+        self.cells = [DerivedCell(s, channels, length, dropout, name=f"cell_{k + 1}")
+                      for k, s in enumerate(genotype.steps)]
+
+    @property
+    def input_names(self):
+        return self.genotype.used_inputs
+
+    def build(self, input_shape):
+        missing = [n for n in self.input_names if n not in input_shape]
+        if missing:
+            raise ValueError(
+                f"{self.name}: the genotype uses features {missing} that are "
+                f"missing from the inputs (got {sorted(input_shape)})")
+        for name in self.input_names:
+            self.reshapes[name].build(input_shape[name])
+        cell_shape = (None, self.length, self.channels)
+        for cell in self.cells:
+            cell.build([cell_shape, cell_shape])
+        self.output_norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.output_norm.build(
+            (None, self.length, len(self.genotype.concat) * self.channels))
+
+    def call(self, inputs, training=None):
+        g = self.genotype
+        states = [self.reshapes[name](inputs[name], training=training)
+                  if name in self.reshapes else None for name in g.inputs]
+        for k, cell in enumerate(self.cells):
+            i, j = g.cell_inputs(k)
+            states.append(cell([states[i], states[j]], training=training))
+        return fusion_output(self, [states[i] for i in g.concat])
+
+    def compute_output_shape(self, input_shape):
+        batch = next(iter(input_shape.values()))[0]
+        return (batch, self.length * len(self.genotype.concat) * self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(genotype=self.genotype.to_dict(), channels=self.channels,
+                      length=self.length, dropout=self.dropout)
+        return config

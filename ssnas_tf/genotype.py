@@ -1,0 +1,277 @@
+"""Genotypes: the discrete architecture derived from a search (DARTS genotypes.py).
+
+A genotype is a small frozen dataclass stored as JSON, never pickled (the BM-NAS
+reference pickles it). Node indices follow the search network: 0..K-1 are the
+backbone features named in `inputs`, K..K+n-1 the cells.
+
+Derivation (`derive_genotype`):
+
+* Upper level, paper eq. 3: Cell_k takes the pair (i, j), i < j < K + k, that
+  maximises w_ik * w_jk, w being the softmaxed Identity weight of the edge (the
+  only non-Zero edge op). Cells must not share the same predecessors: a pair
+  already taken by an earlier cell is not a candidate. Earlier cells are
+  candidates (the paper's rule); the reference code's "v3" parser instead
+  restricts candidates to backbone features and demands a feature no earlier
+  cell used.
+* Lower level: each inner step keeps its two strongest predecessors by Identity
+  weight (pairs may repeat across steps), strongest first, and the primitive
+  argmax over gamma (paper eq. 11) with Zero left out: a Zero step would make the
+  cell a no-op, so, as DARTS does for its edges, Zero is never derived.
+* The outputs are the last `multiplier` cells (inner: the last
+  `node_multiplier` steps), as in the reference.
+"""
+
+import dataclasses
+import itertools
+import json
+from typing import Tuple
+
+import numpy as np
+
+from ssnas_tf.primitives import PRIMITIVES
+
+EDGE_OP = "identity"
+
+
+class GenotypeError(ValueError):
+    """A malformed genotype; the message names the field at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StepGenotype:
+    """The fixed inner structure of one cell.
+
+    Args:
+        inner_edges: (op, index) pairs, two per inner step, indexing
+            T = [x, y, Step_1, ...].
+        inner_steps: one primitive name per inner step.
+        inner_concat: indices into T of the nodes that form the cell output.
+    """
+
+    inner_edges: Tuple[Tuple[str, int], ...]
+    inner_steps: Tuple[str, ...]
+    inner_concat: Tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Genotype:
+    """A derived BM-NAS architecture.
+
+    Args:
+        inputs: names of the K backbone features, in node order.
+        edges: (op, index) pairs, two per cell: cell k's inputs h1, h2.
+        steps: one `StepGenotype` per cell.
+        concat: node indices of the cells whose outputs are concatenated.
+
+    Example:
+    >>> g = Genotype(inputs=("a", "b"), edges=(("identity", 0), ("identity", 1)),
+    ...              steps=(StepGenotype((("identity", 0), ("identity", 1)),
+    ...                                  ("sum",), (2,)),),
+    ...              concat=(2,))
+    >>> Genotype.from_json(g.to_json()) == g
+    True
+    """
+
+    inputs: Tuple[str, ...]
+    edges: Tuple[Tuple[str, int], ...]
+    steps: Tuple[StepGenotype, ...]
+    concat: Tuple[int, ...]
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def num_cells(self):
+        return len(self.steps)
+
+    @property
+    def used_inputs(self):
+        """Names of the backbone features some cell reads, in node order."""
+        used = {index for _, index in self.edges}
+        return tuple(n for i, n in enumerate(self.inputs) if i in used)
+
+    def cell_inputs(self, k):
+        """Node indices (h1, h2) of cell k."""
+        return self.edges[2 * k][1], self.edges[2 * k + 1][1]
+
+    def validate(self):
+        """Raises GenotypeError naming the first malformed field."""
+        k = len(self.inputs)
+        if k < 1 or not all(isinstance(n, str) and n for n in self.inputs):
+            raise GenotypeError(f"inputs: need non-empty feature names, got {self.inputs!r}")
+        if len(set(self.inputs)) != k:
+            raise GenotypeError(f"inputs: duplicate names in {list(self.inputs)}")
+        if not self.steps:
+            raise GenotypeError("steps: a genotype needs at least one cell")
+        if len(self.edges) != 2 * len(self.steps):
+            raise GenotypeError(
+                f"edges: need 2 per cell ({2 * len(self.steps)} for "
+                f"{len(self.steps)} cells), got {len(self.edges)}")
+        for e, (op, index) in enumerate(self.edges):
+            _check_edge(f"edges[{e}]", op, index, k + e // 2)
+        for c, step in enumerate(self.steps):
+            field = f"steps[{c}]"
+            m = len(step.inner_steps)
+            if m < 1:
+                raise GenotypeError(f"{field}.inner_steps: need at least one step")
+            if len(step.inner_edges) != 2 * m:
+                raise GenotypeError(
+                    f"{field}.inner_edges: need 2 per inner step ({2 * m}), "
+                    f"got {len(step.inner_edges)}")
+            for e, (op, index) in enumerate(step.inner_edges):
+                _check_edge(f"{field}.inner_edges[{e}]", op, index, 2 + e // 2)
+            for s, name in enumerate(step.inner_steps):
+                if name not in PRIMITIVES:
+                    raise GenotypeError(
+                        f"{field}.inner_steps[{s}]: unknown primitive '{name}'; "
+                        f"known: {', '.join(PRIMITIVES)}")
+            _check_concat(f"{field}.inner_concat", step.inner_concat, 2, 2 + m)
+        _check_concat("concat", self.concat, k, k + len(self.steps))
+
+    def to_dict(self):
+        return {
+            "inputs": list(self.inputs),
+            "edges": [list(e) for e in self.edges],
+            "steps": [{"inner_edges": [list(e) for e in s.inner_edges],
+                       "inner_steps": list(s.inner_steps),
+                       "inner_concat": list(s.inner_concat)} for s in self.steps],
+            "concat": list(self.concat),
+        }
+
+    def to_json(self, indent=2):
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data):
+        """Builds and validates a genotype from `to_dict` output."""
+        if not isinstance(data, dict):
+            raise GenotypeError(f"genotype: expected a JSON object, got {type(data).__name__}")
+        for key in ("inputs", "edges", "steps", "concat"):
+            if key not in data:
+                raise GenotypeError(f"{key}: missing field")
+        try:
+            steps = tuple(
+                StepGenotype(
+                    inner_edges=_edge_tuple(s["inner_edges"], f"steps[{c}].inner_edges"),
+                    inner_steps=tuple(s["inner_steps"]),
+                    inner_concat=tuple(int(i) for i in s["inner_concat"]))
+                for c, s in enumerate(_as_list(data["steps"], "steps")))
+        except (KeyError, TypeError) as err:
+            raise GenotypeError(f"steps: malformed step entry ({err!r})") from None
+        return cls(inputs=tuple(_as_list(data["inputs"], "inputs")),
+                   edges=_edge_tuple(data["edges"], "edges"),
+                   steps=steps,
+                   concat=tuple(_int(i, "concat") for i in _as_list(data["concat"], "concat")))
+
+    @classmethod
+    def from_json(cls, text):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise GenotypeError(f"genotype: malformed JSON ({err})") from None
+        return cls.from_dict(data)
+
+    def save(self, path):
+        with open(path, "w") as f:
+            f.write(self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path):
+        """Reads a genotype file; errors name the file and the field."""
+        try:
+            with open(path) as f:
+                return cls.from_json(f.read())
+        except GenotypeError as err:
+            raise GenotypeError(f"{path}: {err}") from None
+        except OSError as err:
+            raise GenotypeError(f"{path}: cannot read genotype ({err.strerror})") from None
+
+
+def _as_list(value, field):
+    if not isinstance(value, (list, tuple)):
+        raise GenotypeError(f"{field}: expected a list, got {type(value).__name__}")
+    return value
+
+
+def _int(value, field):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise GenotypeError(f"{field}: expected an integer index, got {value!r}")
+    return int(value)
+
+
+def _edge_tuple(edges, field):
+    out = []
+    for e, edge in enumerate(_as_list(edges, field)):
+        if not isinstance(edge, (list, tuple)) or len(edge) != 2:
+            raise GenotypeError(f"{field}[{e}]: expected [op, index], got {edge!r}")
+        out.append((edge[0], _int(edge[1], f"{field}[{e}]")))
+    return tuple(out)
+
+
+def _check_edge(field, op, index, limit):
+    if op != EDGE_OP:
+        raise GenotypeError(f"{field}: unknown edge op '{op}'; expected '{EDGE_OP}'")
+    if not 0 <= index < limit:
+        raise GenotypeError(
+            f"{field}: input index {index} out of range [0, {limit})")
+
+
+def _check_concat(field, concat, low, high):
+    if not concat:
+        raise GenotypeError(f"{field}: empty")
+    for i in concat:
+        if not low <= i < high:
+            raise GenotypeError(f"{field}: index {i} out of range [{low}, {high})")
+    if len(set(concat)) != len(concat):
+        raise GenotypeError(f"{field}: repeated index in {list(concat)}")
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def derive_cell_inputs(alpha_identity, num_inputs, num_cells):
+    """Upper level, eq. 3: one (i, j) pair per cell, no pair shared."""
+    pairs, offset = [], 0
+    for k in range(num_cells):
+        count = num_inputs + k
+        w = alpha_identity[offset:offset + count]
+        candidates = [p for p in itertools.combinations(range(count), 2)
+                      if p not in pairs]
+        pairs.append(max(candidates, key=lambda p: w[p[0]] * w[p[1]]))
+        offset += count
+    return pairs
+
+
+def derive_step(beta_identity, gamma, primitives, node_multiplier):
+    """Lower level: top-2 inner edges per step and eq. 11 without Zero."""
+    edges, ops_, offset = [], [], 0
+    allowed = [i for i, p in enumerate(primitives) if p != "zero"]
+    for m in range(len(gamma)):
+        count = 2 + m
+        w = beta_identity[offset:offset + count]
+        strongest = sorted(range(count), key=lambda i: -w[i])[:2]
+        edges += [(EDGE_OP, i) for i in strongest]
+        ops_.append(primitives[max(allowed, key=lambda i: gamma[m][i])])
+        offset += count
+    num_steps = len(gamma)
+    concat = tuple(range(2 + num_steps - node_multiplier, 2 + num_steps))
+    return StepGenotype(tuple(edges), tuple(ops_), concat)
+
+
+def derive_genotype(network):
+    """The genotype of a built `SearchNetwork` from its current alpha, beta, gamma."""
+    weights = {name: _softmax(np.asarray(v)) for name, v in
+               zip(("alpha", "beta", "gamma"), network.arch_parameters)}
+    k = len(network.input_names)
+    pairs = derive_cell_inputs(weights["alpha"][:, 1], k, network.num_cells)
+    steps = tuple(derive_step(weights["beta"][c][:, 1], weights["gamma"][c],
+                              network.primitives, network.node_multiplier)
+                  for c in range(network.num_cells))
+    n = network.num_cells
+    return Genotype(
+        inputs=network.input_names,
+        edges=tuple((EDGE_OP, i) for pair in pairs for i in pair),
+        steps=steps,
+        concat=tuple(range(k + n - network.multiplier, k + n)))

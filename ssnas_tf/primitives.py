@@ -1,0 +1,147 @@
+"""Binary fusion primitives of the BM-NAS search space, in one registry by name.
+
+Every primitive maps two tensors x, y of shape (N, L, C) to one of the same
+shape, and is called as `op([x, y])`. Constructors share one signature
+(`channels`, `length`, `dropout`) so mixed ops can build any of them by name.
+
+Names (and the BM-NAS reference code's names):
+
+| ssnas_tf     | BM-NAS       | maths                                              |
+|--------------|--------------|----------------------------------------------------|
+| `zero`       | (absent)     | 0                                                  |
+| `sum`        | Sum          | x + y                                              |
+| `attention`  | ScaleDotAttn | LN(dropout(softmax(x y^T / sqrt(C)) y))            |
+| `linear_glu` | LinearGLU    | GLU(BN([x, y] W + b)), W: 2C -> 2C, then dropout   |
+| `concat_fc`  | ConcatFC     | dropout(ReLU(BN([x, y] W + b))), W: 2C -> C        |
+
+Reference: Yin, Huang & Zhang, "BM-NAS: Bilevel Multimodal Neural Architecture
+Search", AAAI 2022.
+"""
+
+import math
+
+import keras
+from keras import layers, ops
+
+PAPER_PRIMITIVES = ("zero", "sum", "attention", "linear_glu", "concat_fc")
+REFERENCE_PRIMITIVES = ("sum", "attention", "linear_glu", "concat_fc")
+
+
+class _Primitive(layers.Layer):
+    """Shared constructor and config of all primitives."""
+
+    def __init__(self, channels, length, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, length=self.length,
+                      dropout=self.dropout)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class Zero(_Primitive):
+    """Zero(x, y) = 0: lets the search switch a step off (paper's set only)."""
+
+    def call(self, inputs):
+        return ops.zeros_like(inputs[0])
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class Sum(_Primitive):
+    """Sum(x, y) = x + y."""
+
+    def call(self, inputs):
+        return inputs[0] + inputs[1]
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class ScaledDotAttention(_Primitive):
+    """Scaled dot-product attention over positions, query x, key = value = y.
+
+    No learned projections; as in the BM-NAS code, the output passes dropout
+    and a LayerNorm over (L, C).
+    """
+
+    def build(self, input_shape):
+        self.dropout_layer = layers.Dropout(self.dropout)
+        self.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.norm.build(input_shape[0])
+
+    def call(self, inputs, training=None):
+        x, y = inputs
+        scores = ops.matmul(x, ops.transpose(y, (0, 2, 1)))
+        attn = ops.softmax(scores / math.sqrt(self.channels), axis=-1)
+        out = self.dropout_layer(ops.matmul(attn, y), training=training)
+        return self.norm(out)
+
+
+class _ConcatLinear(_Primitive):
+    """[x, y] -> pointwise linear -> batch norm; subclasses finish it."""
+
+    out_factor = 1
+
+    def build(self, input_shape):
+        n, length, channels = input_shape[0]
+        self.dense = layers.Dense(self.out_factor * self.channels)
+        self.dense.build((n, length, 2 * channels))
+        self.bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        self.bn.build((n, length, self.out_factor * self.channels))
+        self.dropout_layer = layers.Dropout(self.dropout)
+
+    def linear(self, inputs, training):
+        return self.bn(self.dense(ops.concatenate(inputs, axis=-1)),
+                       training=training)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class LinearGLU(_ConcatLinear):
+    """GLU over a 2C -> 2C linear map of [x, y]: first half * sigmoid(second)."""
+
+    out_factor = 2
+
+    def call(self, inputs, training=None):
+        z = self.linear(inputs, training)
+        gated = z[..., :self.channels] * ops.sigmoid(z[..., self.channels:])
+        return self.dropout_layer(gated, training=training)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class ConcatFC(_ConcatLinear):
+    """ReLU over a 2C -> C linear map of [x, y] (with BN), then dropout."""
+
+    def call(self, inputs, training=None):
+        z = ops.relu(self.linear(inputs, training))
+        return self.dropout_layer(z, training=training)
+
+
+PRIMITIVES = {
+    "zero": Zero,
+    "sum": Sum,
+    "attention": ScaledDotAttention,
+    "linear_glu": LinearGLU,
+    "concat_fc": ConcatFC,
+}
+
+
+def check_primitive_names(names, field="primitives"):
+    """Raises ValueError naming `field` if a name is not a registered primitive."""
+    for i, name in enumerate(names):
+        if name not in PRIMITIVES:
+            raise ValueError(
+                f"{field}[{i}]: unknown primitive '{name}'; known primitives: "
+                f"{', '.join(PRIMITIVES)}")
+
+
+def make_primitive(primitive, channels, length, dropout=0.1, **kwargs):
+    """Builds the primitive registered under the name `primitive`."""
+    check_primitive_names([primitive])
+    return PRIMITIVES[primitive](channels=channels, length=length, dropout=dropout,
+                                 **kwargs)

@@ -1,0 +1,106 @@
+"""Brings backbone features of any shape to the common (N, L, C) layout.
+
+REFERENCE.md §2: spatial maps are adaptively max-pooled to a sqrt(L) x sqrt(L)
+grid, 1-D vectors become 1x1 maps that pooling repeats L times, sequences are
+pooled (or repeated) to L steps; then a pointwise linear map to C channels,
+batch norm, ReLU and dropout.
+"""
+
+import math
+
+import keras
+from keras import layers, ops
+
+
+def adaptive_windows(size_in, size_out):
+    """PyTorch's adaptive pooling windows: [floor(i*n/m), ceil((i+1)*n/m))."""
+    return [(i * size_in // size_out, -(-(i + 1) * size_in // size_out))
+            for i in range(size_out)]
+
+
+def adaptive_max_pool(x, axis, size_out):
+    """Adaptive max pooling of `x` along one static axis."""
+    size_in = x.shape[axis]
+    if size_in == size_out:
+        return x
+    if size_in % size_out == 0:
+        # Even windows: one reshape + max, much cheaper than slicing.
+        shape = list(ops.shape(x))
+        shape[axis:axis + 1] = [size_out, size_in // size_out]
+        return ops.max(ops.reshape(x, shape), axis=axis + 1)
+    pieces = []
+    for start, stop in adaptive_windows(size_in, size_out):
+        index = [slice(None)] * len(x.shape)
+        index[axis] = slice(start, stop)
+        pieces.append(ops.max(x[tuple(index)], axis=axis, keepdims=True))
+    return ops.concatenate(pieces, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class FeatureReshape(layers.Layer):
+    """Maps one backbone feature to (N, length, channels).
+
+    Accepts (N, D) vectors, (N, T, D) sequences and (N, H, W, D) maps
+    (channels-last). Spatial maps need `length` to be a perfect square.
+
+    Args:
+        channels: C, output channels. Defaults to 192.
+        length: L, output positions. Defaults to 16.
+        dropout: dropout rate after the ReLU. Defaults to 0.1.
+
+    Example:
+    >>> FeatureReshape(channels=8, length=4)(np.zeros((2, 8, 5, 3))).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, channels=192, length=16, dropout=0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        if rank not in (2, 3, 4):
+            raise ValueError(
+                f"{self.name}: a feature must be (N, D), (N, T, D) or "
+                f"(N, H, W, D); got shape {tuple(input_shape)}")
+        if rank == 4 and math.isqrt(self.length) ** 2 != self.length:
+            raise ValueError(
+                f"{self.name}: spatial feature {tuple(input_shape)} needs "
+                f"length to be a perfect square, got {self.length}")
+        self.dense = layers.Dense(self.channels)
+        self.dense.build((None, input_shape[-1]))
+        self.bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        self.bn.build((None, self.length, self.channels))
+        self.dropout_layer = layers.Dropout(self.dropout)
+
+    def pool(self, x):
+        """(N, ...) -> (N, L, D) before the channel map."""
+        if len(x.shape) == 2:
+            return x  # repeated after the (pointwise) linear map: cheaper, same maths
+        if len(x.shape) == 3:
+            steps = x.shape[1]
+            if steps < self.length:  # nearest-neighbour upsampling
+                index = [i * steps // self.length for i in range(self.length)]
+                return ops.take(x, index, axis=1)
+            return adaptive_max_pool(x, 1, self.length)
+        side = math.isqrt(self.length)
+        x = adaptive_max_pool(adaptive_max_pool(x, 1, side), 2, side)
+        return ops.reshape(x, (-1, self.length, x.shape[-1]))
+
+    def call(self, x, training=None):
+        z = self.dense(self.pool(x))
+        if len(z.shape) == 2:
+            z = ops.repeat(z[:, None, :], self.length, axis=1)
+        z = ops.relu(self.bn(z, training=training))
+        return self.dropout_layer(z, training=training)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.length, self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, length=self.length,
+                      dropout=self.dropout)
+        return config

@@ -1,0 +1,205 @@
+"""The alternating architecture search (DARTS's architect.py, first order).
+
+`SearchModel.train_step` takes a pair (train batch, valid batch), as yielded by
+`tf.data.Dataset.zip((train, valid))`, and does
+
+1. a weight update: the objective on the train batch, gradients w.r.t. the
+   weights w (`trainable_weights`), applied by `optimizer`;
+2. an architecture update: the objective on the valid batch, gradients w.r.t.
+   alpha, beta, gamma (`arch_parameters`), applied by `arch_optimizer`.
+
+Objectives: `"ssl"` (NT-Xent through a projection head; a batch is a pair of
+augmented views) and `"supervised"` (softmax cross-entropy, or per-class
+binary cross-entropy for multi-label data, through a classifier; a batch is
+(x, y)). L2 weight decay is added to the gradients (coupled, as torch.optim.Adam
+does in the reference), not Keras's decoupled weight decay.
+
+Reference: Liu et al., "DARTS", ICLR 2019 (first-order approximation);
+Suzuki & Ono, IEICE 2025 (the contrastive objective).
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+from ssnas_tf.losses import nt_xent, positive_retrieval_accuracy
+
+OBJECTIVES = ("ssl", "supervised")
+
+
+def stack_views(view1, view2):
+    """Stacks two views (dicts of tensors) along the batch axis."""
+    return {k: ops.concatenate([view1[k], view2[k]], axis=0) for k in view1}
+
+
+def supervised_loss(y_true, logits, multilabel):
+    """Mean BCE per class (multi-label) or softmax cross-entropy (multi-class)."""
+    if multilabel:
+        return ops.mean(keras.losses.binary_crossentropy(
+            ops.cast(y_true, logits.dtype), logits, from_logits=True))
+    return ops.mean(keras.losses.sparse_categorical_crossentropy(
+        y_true, logits, from_logits=True))
+
+
+def add_l2(grads, variables, rate):
+    """grad + rate * w, torch.optim's coupled weight decay."""
+    if not rate:
+        return grads
+    return [g + rate * ops.cast(v, g.dtype) for g, v in zip(grads, variables)]
+
+
+def reference_optimizers(steps_per_epoch, learning_rate=1e-3, min_learning_rate=1e-6,
+                         arch_learning_rate=3e-4):
+    """The BM-NAS optimizers: Adam with cosine warm restarts (period one epoch,
+    doubling) for the weights, Adam(3e-4, beta_1=0.5) for the architecture.
+
+    Pair with `compile(weight_decay=1e-4, arch_weight_decay=1e-3)`.
+    """
+    schedule = keras.optimizers.schedules.CosineDecayRestarts(
+        learning_rate, first_decay_steps=max(1, steps_per_epoch), t_mul=2.0,
+        m_mul=1.0, alpha=min_learning_rate / learning_rate)
+    return (keras.optimizers.Adam(schedule),
+            keras.optimizers.Adam(arch_learning_rate, beta_1=0.5, beta_2=0.999))
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class SearchModel(keras.Model):
+    """Backbones (optional) + `SearchNetwork` + head, searched by alternation.
+
+    Args:
+        network: a `SearchNetwork`.
+        head: the head on the fused feature: a `ProjectionHead` for `"ssl"`,
+            a classifier (logits) for `"supervised"`.
+        objective: `"ssl"` or `"supervised"`. Defaults to `"ssl"`.
+        backbone: optional model mapping the raw inputs to the dict of named
+            features `network` reads; None when the inputs already are those
+            features. Defaults to None.
+        temperature: NT-Xent tau. Defaults to 0.1.
+        multilabel: supervised only, per-class BCE instead of softmax
+            cross-entropy. Defaults to False.
+
+    Example:
+    >>> model = SearchModel(SearchNetwork(["a", "b"]), ProjectionHead())
+    >>> model(sample_batch)  # build before compile
+    >>> model.compile(*reference_optimizers(steps_per_epoch=100),
+    ...               weight_decay=1e-4, arch_weight_decay=1e-3)
+    >>> model.fit(tf.data.Dataset.zip((train_views, valid_views)), epochs=30)
+    """
+
+    def __init__(self, network, head, objective="ssl", backbone=None,
+                 temperature=0.1, multilabel=False, **kwargs):
+        super().__init__(**kwargs)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got '{objective}'")
+        self.network = network
+        self.head = head
+        self.objective = objective
+        self.backbone = backbone
+        self.temperature = temperature
+        self.multilabel = multilabel
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.arch_loss_tracker = keras.metrics.Mean(name="arch_loss")
+        self.pair_accuracy_tracker = keras.metrics.Mean(name="pair_accuracy")
+        self.arch_optimizer = None
+
+    @property
+    def arch_parameters(self):
+        return self.network.arch_parameters
+
+    @property
+    def metrics(self):
+        trackers = [self.loss_tracker, self.arch_loss_tracker]
+        if self.objective == "ssl":
+            trackers.append(self.pair_accuracy_tracker)
+        return trackers
+
+    def call(self, inputs, training=None):
+        features = self.backbone(inputs, training=False) if self.backbone else inputs
+        return self.head(self.network(features, training=training), training=training)
+
+    def compile(self, optimizer, arch_optimizer, weight_decay=0.0,
+                arch_weight_decay=0.0, jit_compile=False, **kwargs):
+        """Sets both optimizers; builds them if the model is already built.
+
+        Args:
+            optimizer: updates the weights w.
+            arch_optimizer: updates alpha, beta, gamma.
+            weight_decay: coupled L2 rate on w. Defaults to 0.
+            arch_weight_decay: coupled L2 rate on alpha, beta, gamma.
+                Defaults to 0.
+            jit_compile: XLA; slower on CPU, worth trying on GPU. Defaults to
+                False.
+        """
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        self.arch_optimizer = arch_optimizer
+        self.weight_decay = weight_decay
+        self.arch_weight_decay = arch_weight_decay
+        if self.built:
+            self.build_optimizers()
+
+    def build_optimizers(self):
+        """Creates the optimizer slots now, so `fit` traces train_step once."""
+        self.optimizer.build(self.trainable_weights)
+        self.arch_optimizer.build(self.arch_parameters)
+
+    def objective_loss(self, batch, training):
+        """(loss, pair accuracy or None) of one batch under the objective."""
+        if self.objective == "ssl":
+            view1, view2 = batch
+            n = ops.shape(next(iter(view1.values())))[0]
+            z = self(stack_views(view1, view2), training=training)
+            z1, z2 = z[:n], z[n:]
+            return (nt_xent(z1, z2, self.temperature),
+                    positive_retrieval_accuracy(z1, z2))
+        x, y = batch
+        return supervised_loss(y, self(x, training=training), self.multilabel), None
+
+    def train_step(self, data):
+        train_batch, valid_batch = data
+        weights = self.trainable_weights
+        with tf.GradientTape() as tape:
+            loss, accuracy = self.objective_loss(train_batch, training=True)
+        grads = add_l2(tape.gradient(loss, weights), weights, self.weight_decay)
+        self.optimizer.apply(grads, weights)
+
+        # Non-trainable variables are invisible to the tape unless watched;
+        # not watching w here also spares their gradients.
+        arch = [v.value for v in self.arch_parameters]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(arch)
+            arch_loss, _ = self.objective_loss(valid_batch, training=True)
+        arch_grads = add_l2(tape.gradient(arch_loss, arch), arch,
+                            self.arch_weight_decay)
+        self.arch_optimizer.apply(arch_grads, self.arch_parameters)
+
+        self.loss_tracker.update_state(loss)
+        self.arch_loss_tracker.update_state(arch_loss)
+        if accuracy is not None:
+            self.pair_accuracy_tracker.update_state(accuracy)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        loss, accuracy = self.objective_loss(data, training=False)
+        self.loss_tracker.update_state(loss)
+        if accuracy is not None:
+            self.pair_accuracy_tracker.update_state(accuracy)
+        return {m.name: m.result() for m in self.metrics if m is not self.arch_loss_tracker}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            network=keras.saving.serialize_keras_object(self.network),
+            head=keras.saving.serialize_keras_object(self.head),
+            backbone=(keras.saving.serialize_keras_object(self.backbone)
+                      if self.backbone else None),
+            objective=self.objective, temperature=self.temperature,
+            multilabel=self.multilabel)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("network", "head", "backbone"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

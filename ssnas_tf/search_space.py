@@ -1,0 +1,304 @@
+"""The search-time BM-NAS fusion network (DARTS's model_search.py).
+
+Two levels, each a continuous relaxation (REFERENCE.md §2):
+
+* Upper level (feature selection): nodes S = [inputs..., Cell_1..Cell_n]. Every
+  edge i -> j carries softmax(alpha_ij) over {Zero, Identity}; Cell_j receives
+  the single tensor sum_i w_ij * S_i and feeds it as both x and y.
+* Lower level (fusion strategy): inside a cell, T = [x, y, Step_1..Step_M];
+  Step_m = sum_f softmax(gamma_m)_f * f(t, t), with t the beta-weighted sum of
+  its predecessors.
+
+Architecture parameters alpha, beta and gamma live in `SearchNetwork` as their
+own variable group (`arch_parameters`). They are created non-trainable so that
+`trainable_weights` holds exactly the weights w, `fit` with one optimizer can
+never move them, and parameter counts match the reference (whose alphas are not
+module parameters either). `ssnas_tf.search_model.SearchModel` trains them with
+the architecture optimizer.
+"""
+
+import keras
+from keras import layers, ops
+
+from ssnas_tf.primitives import (PAPER_PRIMITIVES, check_primitive_names,
+                                 make_primitive)
+from ssnas_tf.reshape import FeatureReshape
+
+EDGE_OPS = ("zero", "identity")  # the unary ops of every mixed edge
+IDENTITY = EDGE_OPS.index("identity")
+
+
+def weighted_sum(tensors, weights):
+    """sum_i weights[i] * tensors[i]; `weights` is a 1-D tensor."""
+    total = weights[0] * tensors[0]
+    for i in range(1, len(tensors)):
+        total = total + weights[i] * tensors[i]
+    return total
+
+
+def num_inner_edges(num_steps):
+    """Edges into the inner steps: step m has 2 + m predecessors."""
+    return sum(2 + m for m in range(num_steps))
+
+
+def num_upper_edges(num_inputs, num_cells):
+    """Edges into the cells: cell j has num_inputs + j predecessors."""
+    return sum(num_inputs + j for j in range(num_cells))
+
+
+def cell_output(cell, nodes, x, training):
+    """Concat of the last inner nodes (projected to C), + x, LayerNorm.
+
+    Shared by the search cell and the derived cell; `cell` owns the layers.
+    """
+    if cell.node_multiplier > 1:
+        out = ops.concatenate(nodes[-cell.node_multiplier:], axis=-1)
+        out = cell.project_bn(cell.project(out), training=training)
+        out = cell.project_dropout(ops.relu(out), training=training)
+    else:
+        out = nodes[-1]
+    return cell.norm(out + x)
+
+
+def build_cell_output_layers(cell, input_shape):
+    """Creates the layers `cell_output` uses, built for (N, L, C) input."""
+    n, length, channels = input_shape
+    if cell.node_multiplier > 1:
+        cell.project = layers.Dense(channels)
+        cell.project.build((n, length, cell.node_multiplier * channels))
+        cell.project_bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        cell.project_bn.build((n, length, channels))
+        cell.project_dropout = layers.Dropout(cell.dropout)
+    cell.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+    cell.norm.build(input_shape)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class MixedStep(layers.Layer):
+    """A mixed binary op: sum_f w_f * f([x, y]) over the primitive set.
+
+    Only the primitive names are configuration; the ops are rebuilt from the
+    registry.
+    """
+
+    def __init__(self, channels, length, dropout=0.1,
+                 primitives=PAPER_PRIMITIVES, **kwargs):
+        super().__init__(**kwargs)
+        check_primitive_names(primitives)
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+        self.primitives = tuple(primitives)
+        self.ops = [make_primitive(p, channels, length, dropout, name=p)
+                    for p in self.primitives]
+
+    def build(self, input_shape):
+        for op in self.ops:
+            op.build(input_shape)
+
+    def call(self, inputs, weights, training=None):
+        outs = [op(inputs, training=training) for op in self.ops]
+        return weighted_sum(outs, weights)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, length=self.length,
+                      dropout=self.dropout, primitives=list(self.primitives))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class SearchCell(layers.Layer):
+    """A fusion cell during search: M mixed inner steps over one input.
+
+    Called as `cell(h, beta_weights, gamma_weights)` where h is (N, L, C),
+    beta_weights (num_inner_edges, 2) and gamma_weights (M, P) are softmaxed.
+
+    Args:
+        channels: C. Defaults to 192.
+        length: L. Defaults to 16.
+        num_steps: M, inner steps. Defaults to 1.
+        node_multiplier: how many of the last inner nodes form the output.
+            Defaults to 1.
+        dropout: Defaults to 0.1.
+        primitives: names of the candidate binary ops. Defaults to the
+            paper's five.
+    """
+
+    def __init__(self, channels=192, length=16, num_steps=1, node_multiplier=1,
+                 dropout=0.1, primitives=PAPER_PRIMITIVES, **kwargs):
+        super().__init__(**kwargs)
+        if not 1 <= node_multiplier <= num_steps:
+            raise ValueError(
+                f"node_multiplier must be in [1, num_steps={num_steps}], got "
+                f"{node_multiplier}")
+        self.channels = channels
+        self.length = length
+        self.num_steps = num_steps
+        self.node_multiplier = node_multiplier
+        self.dropout = dropout
+        self.primitives = tuple(primitives)
+        self.steps = [MixedStep(channels, length, dropout, primitives,
+                                name=f"step_{m + 1}") for m in range(num_steps)]
+
+    def build(self, input_shape):
+        for step in self.steps:
+            step.build([input_shape, input_shape])
+        build_cell_output_layers(self, input_shape)
+
+    def call(self, h, beta_weights, gamma_weights, training=None):
+        nodes = [h, h]
+        offset = 0
+        for m, step in enumerate(self.steps):
+            count = 2 + m
+            t = weighted_sum(nodes, beta_weights[offset:offset + count, IDENTITY])
+            nodes.append(step([t, t], gamma_weights[m], training=training))
+            offset += count
+        return cell_output(self, nodes[2:], h, training)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(channels=self.channels, length=self.length,
+                      num_steps=self.num_steps,
+                      node_multiplier=self.node_multiplier,
+                      dropout=self.dropout, primitives=list(self.primitives))
+        return config
+
+
+def fusion_output(network, cell_outputs):
+    """Concat of the last cells -> LayerNorm -> ReLU -> flatten."""
+    out = ops.concatenate(cell_outputs, axis=-1)
+    out = ops.relu(network.output_norm(out))
+    return ops.reshape(out, (-1, out.shape[1] * out.shape[2]))
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class SearchNetwork(layers.Layer):
+    """The BM-NAS search network over K named backbone features.
+
+    Takes a dict name -> feature tensor ((N, D), (N, T, D) or (N, H, W, D)),
+    reshapes each to (N, L, C), runs the cells and returns the flattened
+    (N, L * multiplier * C) fusion feature. A head (projection head or
+    classifier) goes on top of it.
+
+    Args:
+        input_names: the K feature names, in node order.
+        num_cells: n, fusion cells. Defaults to 2.
+        num_steps: M, inner steps per cell. Defaults to 1.
+        multiplier: how many of the last cells form the output. Defaults to 2.
+        node_multiplier: see `SearchCell`. Defaults to 1.
+        channels: C. Defaults to 192.
+        length: L. Defaults to 16.
+        dropout: Defaults to 0.1.
+        primitives: candidate binary ops. Defaults to `PAPER_PRIMITIVES`;
+            `primitives.REFERENCE_PRIMITIVES` is the BM-NAS code's four.
+
+    Example:
+    >>> net = SearchNetwork(["image", "text"], channels=8, length=4)
+    >>> net({"image": np.zeros((2, 6, 6, 3)), "text": np.zeros((2, 5))}).shape
+    (2, 64)
+    >>> [v.shape for v in net.arch_parameters]
+    [(3, 2), (2, 2, 2), (2, 1, 5)]
+
+    Reference: Yin et al., "BM-NAS", AAAI 2022, eq. 1-2.
+    """
+
+    def __init__(self, input_names, num_cells=2, num_steps=1, multiplier=2,
+                 node_multiplier=1, channels=192, length=16, dropout=0.1,
+                 primitives=PAPER_PRIMITIVES, **kwargs):
+        super().__init__(**kwargs)
+        self.input_names = tuple(input_names)
+        if len(self.input_names) < 2:
+            raise ValueError(
+                f"input_names: need at least 2 features to fuse, got "
+                f"{list(self.input_names)}")
+        if len(set(self.input_names)) != len(self.input_names):
+            raise ValueError(f"input_names: duplicate names in {list(self.input_names)}")
+        if not 1 <= multiplier <= num_cells:
+            raise ValueError(
+                f"multiplier must be in [1, num_cells={num_cells}], got {multiplier}")
+        check_primitive_names(primitives)
+        self.num_cells = num_cells
+        self.num_steps = num_steps
+        self.multiplier = multiplier
+        self.node_multiplier = node_multiplier
+        self.channels = channels
+        self.length = length
+        self.dropout = dropout
+        self.primitives = tuple(primitives)
+        self.reshapes = {name: FeatureReshape(channels, length, dropout,
+                                              name=f"reshape_{name}")
+                         for name in self.input_names}
+        self.cells = [SearchCell(channels, length, num_steps, node_multiplier,
+                                 dropout, primitives, name=f"cell_{j + 1}")
+                      for j in range(num_cells)]
+
+    def build(self, input_shape):
+        missing = [n for n in self.input_names if n not in input_shape]
+        if missing:
+            raise ValueError(
+                f"{self.name}: features {missing} are missing from the inputs "
+                f"(got {sorted(input_shape)})")
+        for name in self.input_names:
+            self.reshapes[name].build(input_shape[name])
+        cell_shape = (None, self.length, self.channels)
+        for cell in self.cells:
+            cell.build(cell_shape)
+        self.output_norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.output_norm.build((None, self.length, self.multiplier * self.channels))
+        init = keras.initializers.RandomNormal(stddev=1e-3)
+        k = len(self.input_names)
+        self.alpha = self.add_weight(
+            name="alpha", shape=(num_upper_edges(k, self.num_cells), len(EDGE_OPS)),
+            initializer=init, trainable=False)
+        self.beta = self.add_weight(
+            name="beta", shape=(self.num_cells, num_inner_edges(self.num_steps),
+                                len(EDGE_OPS)),
+            initializer=init, trainable=False)
+        self.gamma = self.add_weight(
+            name="gamma", shape=(self.num_cells, self.num_steps, len(self.primitives)),
+            initializer=init, trainable=False)
+
+    @property
+    def arch_parameters(self):
+        """[alpha, beta, gamma]: the architecture variables (not trainable_weights)."""
+        return [self.alpha, self.beta, self.gamma]
+
+    def arch_weights(self):
+        """The softmaxed architecture parameters as numpy arrays, by name."""
+        return {v.name: ops.convert_to_numpy(ops.softmax(v, axis=-1))
+                for v in self.arch_parameters}
+
+    def call(self, inputs, training=None):
+        states = [self.reshapes[name](inputs[name], training=training)
+                  for name in self.input_names]
+        alpha = ops.softmax(self.alpha, axis=-1)
+        beta = ops.softmax(self.beta, axis=-1)
+        gamma = ops.softmax(self.gamma, axis=-1)
+        offset = 0
+        for j, cell in enumerate(self.cells):
+            count = len(states)
+            h = weighted_sum(states, alpha[offset:offset + count, IDENTITY])
+            states.append(cell(h, beta[j], gamma[j], training=training))
+            offset += count
+        return fusion_output(self, states[-self.multiplier:])
+
+    def compute_output_shape(self, input_shape):
+        batch = next(iter(input_shape.values()))[0]
+        return (batch, self.length * self.multiplier * self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(input_names=list(self.input_names),
+                      num_cells=self.num_cells, num_steps=self.num_steps,
+                      multiplier=self.multiplier,
+                      node_multiplier=self.node_multiplier,
+                      channels=self.channels, length=self.length,
+                      dropout=self.dropout, primitives=list(self.primitives))
+        return config
