@@ -1,0 +1,118 @@
+"""Times the alternating search step of the search network.
+
+One step = a weight update on a train batch, then an architecture update on a
+valid batch (first order), Adam for both as in the BM-NAS reference, multi-label
+BCE, on random backbone features. Each batch size runs in a fresh subprocess so
+that `peak_rss_mb` is that batch size's own peak.
+
+    python benchmarks/search_step.py --preset mmimdb --batch-sizes 8,32,128
+
+Prints one JSON line per batch size: impl, batch, step_ms_median,
+samples_per_s (train-batch samples per second), peak_rss_mb, trainable_params.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+PRESETS = {
+    # REFERENCE.md §2, MM-IMDB: 4 VGG19 maps + 2 Maxout MLP taps, 23 genres.
+    "mmimdb": dict(
+        features={"Image_1": (32, 20, 512), "Image_2": (32, 20, 512),
+                  "Image_3": (16, 10, 512), "Image_4": (8, 5, 512),
+                  "Text_1": (64,), "Text_2": (128,)},
+        num_classes=23, channels=192, length=16, num_cells=2, num_steps=1,
+        multiplier=2, node_multiplier=1, dropout=0.1, reference_primitives=True),
+    # REFERENCE.md §2, NTU RGB-D-like sizes.
+    "ntu": dict(
+        features={"Video_1": (8, 14, 14, 256), "Video_2": (8, 7, 7, 512),
+                  "Skeleton_1": (75, 64), "Skeleton_2": (38, 128)},
+        num_classes=60, channels=128, length=8, num_cells=2, num_steps=2,
+        multiplier=2, node_multiplier=2, dropout=0.1, reference_primitives=True),
+}
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(preset, batch, steps, warmup, jit_compile):
+    import numpy as np
+    import tensorflow as tf
+
+    from ssnas_tf.heads import classifier_head
+    from ssnas_tf.primitives import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
+    from ssnas_tf.search_model import SearchModel, reference_optimizers
+    from ssnas_tf.search_space import SearchNetwork
+
+    cfg = PRESETS[preset]
+    tf.random.set_seed(0)
+    network = SearchNetwork(
+        list(cfg["features"]), num_cells=cfg["num_cells"], num_steps=cfg["num_steps"],
+        multiplier=cfg["multiplier"], node_multiplier=cfg["node_multiplier"],
+        channels=cfg["channels"], length=cfg["length"], dropout=cfg["dropout"],
+        primitives=REFERENCE_PRIMITIVES if cfg["reference_primitives"] else PAPER_PRIMITIVES)
+    model = SearchModel(network, classifier_head(cfg["num_classes"]),
+                        objective="supervised", multilabel=True)
+
+    def batch_of(n):
+        x = {k: tf.random.uniform((n, *s)) for k, s in cfg["features"].items()}
+        y = tf.cast(tf.random.uniform((n, cfg["num_classes"])) < 0.2, tf.float32)
+        return x, y
+
+    train, valid = batch_of(batch), batch_of(batch)
+    model(train[0])
+    model.compile(*reference_optimizers(steps_per_epoch=1000),
+                  weight_decay=1e-4, arch_weight_decay=1e-3)
+    model.build_optimizers()
+    step = tf.function(model.train_step, jit_compile=jit_compile)
+    for _ in range(warmup):
+        step((train, valid))
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        logs = step((train, valid))
+        float(logs["loss"])  # wait for the step to finish
+        times.append(time.perf_counter() - start)
+    median = float(np.median(times))
+    params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return {"impl": "ssnas_tf" + ("+xla" if jit_compile else ""), "preset": preset,
+            "batch": batch, "step_ms_median": round(1000 * median, 2),
+            "samples_per_s": round(batch / median, 1),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
+            "steps": steps, "threads": os.cpu_count()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="mmimdb")
+    parser.add_argument("--batch-sizes", default="8,32,128")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="XLA (slower on CPU; for GPUs)")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(args.preset, args.one, args.steps, args.warmup,
+                                 args.jit_compile)), flush=True)
+        return
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    for batch in [int(b) for b in args.batch_sizes.split(",")]:
+        cmd = [sys.executable, __file__, "--preset", args.preset, "--one", str(batch),
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        if args.jit_compile:
+            cmd.append("--jit-compile")
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"batch {batch} failed:\n{out.stderr[-3000:]}")
+        print(out.stdout.strip().splitlines()[-1], flush=True)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    main()

@@ -1,0 +1,164 @@
+"""AV-MNIST (MFAS, MultiBench): MNIST digits paired with spoken-digit spectrograms.
+
+Published npy layout under one root folder:
+
+    <root>/image/ (MultiBench) or <root>/images/ (MFAS)
+        train_data.npy (60000, 784), test_data.npy (10000, 784), values 0-255
+    <root>/audio/
+        train_data.npy (60000, 112, 112), test_data.npy (10000, 112, 112), 0-255
+    <root>/train_labels.npy (60000,), <root>/test_labels.npy (10000,)
+
+Rows are returned train first, then test. The common split keeps the last 5,000
+train rows for validation.
+
+Reference: J.-M. Perez-Rua et al., "MFAS: Multimodal Fusion Architecture
+Search", CVPR 2019; P. P. Liang et al., "MultiBench", NeurIPS 2021.
+"""
+
+import pathlib
+
+import numpy as np
+
+from ssnas_tf.data.base import DataError, MultimodalDataset
+
+IMAGE_SIDE = 28
+AUDIO_SIDE = 112
+NUM_CLASSES = 10
+_CHUNK_ROWS = 2048  # rows converted at a time, so float sources never get copied whole
+
+
+def _load(path: pathlib.Path) -> np.ndarray:
+    if not path.is_file():
+        raise DataError(f"avmnist: missing file {path}")
+    try:
+        return np.load(path, mmap_mode="r")
+    except (ValueError, OSError) as error:
+        raise DataError(f"avmnist: cannot read {path}: {error}") from None
+
+
+def _check_shape(array, path, row_shape, rows=None):
+    if (array.ndim != 1 + len(row_shape) or array.shape[1:] != tuple(row_shape)
+            or (rows is not None and len(array) != rows)):
+        expected = ", ".join(str(d) for d in (rows if rows is not None else "N",
+                                              *row_shape))
+        expected += "," if not row_shape else ""
+        raise DataError(f"avmnist: {path} has shape {array.shape}; "
+                        f"expected ({expected})")
+
+
+def _to_uint8(sources, row_shape, paths):
+    """Copies 0-255 arrays (any numeric dtype) into one uint8 array, chunk by chunk."""
+    total = sum(len(s) for s in sources)
+    out = np.empty((total, *row_shape, 1), dtype=np.uint8)
+    start = 0
+    for source, path in zip(sources, paths):
+        floating = np.issubdtype(source.dtype, np.floating)
+        peak = 0.0
+        for begin in range(0, len(source), _CHUNK_ROWS):
+            chunk = np.asarray(source[begin:begin + _CHUNK_ROWS])
+            if chunk.size:
+                low, high = chunk.min(), chunk.max()
+                if low < -0.5 or high > 255.5 or np.isnan(high):
+                    raise DataError(f"avmnist: {path} holds values outside 0-255 "
+                                    f"(min {low}, max {high})")
+                peak = max(peak, float(high))
+            if floating:
+                chunk = np.clip(np.rint(chunk), 0, 255)
+            out[start + begin:start + begin + len(chunk)] = chunk.reshape(
+                len(chunk), *row_shape, 1)
+        # Data scaled to [0, 1] would otherwise turn silently into black images.
+        if floating and 0 < peak <= 1:
+            raise DataError(f"avmnist: {path} looks scaled to [0, 1] (max {peak}); "
+                            "expected the published 0-255 scale")
+        start += len(source)
+    return out
+
+
+def _labels(path, rows):
+    labels = _load(path)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    _check_shape(labels, path, (), rows)
+    labels = np.asarray(labels)
+    if labels.size and (np.any(labels != np.round(labels)) or labels.min() < 0
+                        or labels.max() >= NUM_CLASSES):
+        raise DataError(f"avmnist: {path} holds labels outside the digits 0-9")
+    return labels.astype(np.int64)
+
+
+def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
+    """Loads AV-MNIST from its published npy files.
+
+    Args:
+        data_dir: the root folder described in the module doc. Required.
+        **options: `valid_size`, the number of final train rows kept for
+            validation. Defaults to 5000 (the common split 55,000 / 5,000 /
+            10,000). 0 gives no "valid" split.
+
+    Returns:
+        A `MultimodalDataset` named "avmnist" with modalities "image" (uint8
+        (N, 28, 28, 1)) and "audio" (spectrogram, uint8 (N, 112, 112, 1)), labels
+        0-9 and splits "train", "valid", "test".
+
+    Raises:
+        DataError: missing folder or file, wrong shape or values, bad option;
+            the message names the path and the expected shape.
+
+    Example:
+        >>> data = load_avmnist("/data/avmnist")
+        >>> {k: len(v) for k, v in data.splits.items()}
+        {'train': 55000, 'valid': 5000, 'test': 10000}
+    """
+    valid_size = options.pop("valid_size", 5000)
+    if options:
+        raise DataError(f"avmnist: unknown option(s) {sorted(options)}; "
+                        "the only option is valid_size")
+    if data_dir is None:
+        raise DataError("avmnist: data_dir is required: the folder holding image/ "
+                        "(or images/), audio/, train_labels.npy and test_labels.npy")
+    root = pathlib.Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"avmnist: data_dir {root} is not a directory")
+    # MultiBench names the folder image/, MFAS images/; image/ wins if both exist.
+    image_dir = next((root / name for name in ("image", "images")
+                      if (root / name).is_dir()), None)
+    if image_dir is None:
+        raise DataError(f"avmnist: {root} has neither image/ (MultiBench) nor "
+                        "images/ (MFAS)")
+    audio_dir = root / "audio"
+    if not audio_dir.is_dir():
+        raise DataError(f"avmnist: {root} has no audio/ folder")
+
+    image_paths = [image_dir / f"{part}_data.npy" for part in ("train", "test")]
+    audio_paths = [audio_dir / f"{part}_data.npy" for part in ("train", "test")]
+    images, audios, labels = [], [], []
+    for part, image_path, audio_path in zip(("train", "test"), image_paths,
+                                            audio_paths):
+        images.append(_load(image_path))
+        _check_shape(images[-1], image_path, (IMAGE_SIDE * IMAGE_SIDE,))
+        audios.append(_load(audio_path))
+        _check_shape(audios[-1], audio_path, (AUDIO_SIDE, AUDIO_SIDE),
+                     len(images[-1]))
+        labels.append(_labels(root / f"{part}_labels.npy", len(images[-1])))
+
+    n_train, n_test = len(images[0]), len(images[1])
+    if not isinstance(valid_size, (int, np.integer)) or not 0 <= valid_size < n_train:
+        raise DataError(f"avmnist: valid_size={valid_size!r} must be an integer in "
+                        f"[0, {n_train}): the train files hold {n_train} rows")
+    splits = {"train": np.arange(n_train - valid_size, dtype=np.int64)}
+    if valid_size:
+        splits["valid"] = np.arange(n_train - valid_size, n_train, dtype=np.int64)
+    if n_test:
+        splits["test"] = np.arange(n_train, n_train + n_test, dtype=np.int64)
+
+    return MultimodalDataset(
+        name="avmnist",
+        inputs={
+            "image": _to_uint8(images, (IMAGE_SIDE, IMAGE_SIDE), image_paths),
+            "audio": _to_uint8(audios, (AUDIO_SIDE, AUDIO_SIDE), audio_paths),
+        },
+        kinds={"image": "image", "audio": "spectrogram"},
+        labels=np.concatenate(labels),
+        label_names=tuple(str(i) for i in range(NUM_CLASSES)),
+        splits=splits,
+    )

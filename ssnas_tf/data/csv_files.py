@@ -1,0 +1,235 @@
+"""Your own image + text data, listed in one CSV file.
+
+Columns (header row required, extra columns are ignored):
+
+| column   | content                                                        |
+|----------|----------------------------------------------------------------|
+| `image`  | image path, relative to the CSV file's folder (or absolute)    |
+| `text`   | raw text                                                       |
+| `label`  | one class name per row (single-label), or                      |
+| `labels` | class names separated by a vertical bar (multi-label)          |
+| `split`  | optional: train, valid or test                                 |
+
+At least one of `image` and `text` must be present. A bad row (missing or
+undecodable image, empty label, empty text, wrong field count, unknown split) is
+reported with its line number in the file (the header is line 1): by default
+the load fails listing them; `on_bad_rows="skip"` drops them and prints the list.
+"""
+
+import csv
+import pathlib
+import sys
+from typing import Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+
+from ssnas_tf.data.base import DataError, MultimodalDataset, SPLIT_NAMES
+
+_SHOWN_ROWS = 20  # bad rows listed in a message; the rest are counted
+
+
+def _format_bad_rows(bad: List[Tuple[int, str]]) -> str:
+    lines = [f"  line {number}: {reason}" for number, reason in bad[:_SHOWN_ROWS]]
+    if len(bad) > _SHOWN_ROWS:
+        lines.append(f"  ... and {len(bad) - _SHOWN_ROWS} more")
+    return "\n".join(lines)
+
+
+def _read_image(path: pathlib.Path, size: Tuple[int, int]) -> np.ndarray:
+    """Decodes one image to uint8 RGB (height, width, 3); raises on bad files."""
+    height, width = size
+    with Image.open(path) as image:
+        image.draft("RGB", (width, height))  # JPEG: decode at a reduced scale
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            # Transparent pixels have arbitrary colours: put them on white.
+            rgba = image.convert("RGBA")
+            image = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image.alpha_composite(rgba)
+        image = image.convert("RGB").resize((width, height),
+                                            Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def _check_size(image_size) -> Tuple[int, int]:
+    try:
+        height, width = (int(d) for d in image_size)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height <= 0 or width <= 0:
+        raise DataError(f"csv: image_size must be (height, width) positive "
+                        f"integers, got {image_size!r}")
+    return height, width
+
+
+def _read_header(reader, path) -> Dict[str, int]:
+    """Column name -> position, after checking the required columns."""
+    header = [name.strip() for name in next(reader, [])]
+    if not header:
+        raise DataError(f"csv: {path} is empty; expected a header row")
+    column = {name: i for i, name in enumerate(header)}
+    if len(column) != len(header):
+        raise DataError(f"csv: {path} has duplicate column names: {header}")
+    if ("label" in column) == ("labels" in column):
+        raise DataError(f"csv: {path} needs exactly one of the columns 'label' "
+                        f"(single-label) and 'labels' (multi-label, "
+                        f"'|'-separated); header is {header}")
+    if "image" not in column and "text" not in column:
+        raise DataError(f"csv: {path} needs an 'image' or a 'text' column; "
+                        f"header is {header}")
+    return column
+
+
+def _read_rows(reader, column, path, image_size, allow_empty_text):
+    """Parses the data rows into dicts; returns `(rows, [(line, reason), ...])`."""
+    multilabel = "labels" in column
+    label_column = column["labels" if multilabel else "label"]
+    rows, bad = [], []
+    previous_end = reader.line_num
+    for fields in reader:
+        # Quoted fields may span lines: report the line the record starts on.
+        number, previous_end = previous_end + 1, reader.line_num
+        if not fields:
+            continue  # blank line
+        if len(fields) != len(column):
+            bad.append((number, f"{len(fields)} fields, the header has "
+                                f"{len(column)}"))
+            continue
+        row, reasons = {"line": number}, []
+        raw = fields[label_column].strip()
+        row["labels"] = ([n.strip() for n in raw.split("|") if n.strip()]
+                         if multilabel else [raw] if raw else [])
+        if not row["labels"]:
+            reasons.append("empty label")
+        if "split" in column:
+            row["split"] = fields[column["split"]].strip().lower()
+            if row["split"] not in SPLIT_NAMES:
+                reasons.append(f"split '{fields[column['split']]}' is not one "
+                               f"of {', '.join(SPLIT_NAMES)}")
+        if "text" in column:
+            row["text"] = fields[column["text"]]
+            if not allow_empty_text and not row["text"].strip():
+                reasons.append("empty text")
+        if "image" in column:
+            name = fields[column["image"]].strip()
+            image_path = path.parent / name
+            if not name:
+                reasons.append("empty image path")
+            elif not image_path.is_file():
+                reasons.append(f"image file {image_path} not found")
+            else:
+                try:
+                    row["image"] = _read_image(image_path, image_size)
+                except (OSError, ValueError, SyntaxError,
+                        Image.DecompressionBombError) as error:
+                    reasons.append(f"cannot decode image {image_path}: {error}")
+        if reasons:
+            bad.append((number, "; ".join(reasons)))
+        else:
+            rows.append(row)
+    return rows, bad
+
+
+def load_csv(data_dir=None, **options) -> MultimodalDataset:
+    """Loads image and/or text samples listed in a CSV file.
+
+    Args:
+        data_dir: path to the CSV file (not its folder). Required.
+        **options:
+            `image_size`: (height, width) every image is resized to.
+                Defaults to (64, 64).
+            `on_bad_rows`: "fail" raises one DataError listing the bad rows;
+                "skip" drops them and prints the list to stderr. Defaults to
+                "fail".
+            `allow_empty_text`: keep rows whose text is empty. Defaults to False.
+
+    Returns:
+        A `MultimodalDataset` named after the file stem, with modalities "image"
+        (uint8 (N, H, W, 3)) and/or "text" (object (N,) of str), in that order.
+        Label names are sorted; multi-label data (a `labels` column) gives int32
+        multi-hot labels. `splits` comes from the `split` column, and is empty
+        without one. `extras["skipped_rows"]` lists the dropped
+        `(line, reason)` pairs.
+
+    Raises:
+        DataError: missing file, bad header, bad option, bad rows in "fail"
+            mode, or no usable row.
+
+    Example:
+        >>> data = load_csv("my_data/items.csv", image_size=(32, 32))
+        >>> data.inputs["image"].shape[1:]
+        (32, 32, 3)
+    """
+    image_size = _check_size(options.pop("image_size", (64, 64)))
+    on_bad_rows = options.pop("on_bad_rows", "fail")
+    allow_empty_text = options.pop("allow_empty_text", False)
+    if options:
+        raise DataError(f"csv: unknown option(s) {sorted(options)}; options are "
+                        "image_size, on_bad_rows, allow_empty_text")
+    if on_bad_rows not in ("fail", "skip"):
+        raise DataError(f"csv: on_bad_rows must be 'fail' or 'skip', got "
+                        f"{on_bad_rows!r}")
+    if data_dir is None:
+        raise DataError("csv: data_dir is required: the path to a CSV file with "
+                        "columns image and/or text, label or labels, and "
+                        "optionally split")
+    path = pathlib.Path(data_dir)
+    if path.is_dir():
+        raise DataError(f"csv: {path} is a directory; pass the path of the CSV "
+                        "file itself")
+    if not path.is_file():
+        raise DataError(f"csv: file {path} not found")
+
+    # utf-8-sig: spreadsheet exports often start with a byte order mark.
+    with open(path, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        try:
+            column = _read_header(reader, path)
+            rows, bad = _read_rows(reader, column, path, image_size,
+                                   allow_empty_text)
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise DataError(f"csv: {path}, line {reader.line_num}: cannot parse: "
+                            f"{error}") from None
+    multilabel = "labels" in column
+
+    if bad and on_bad_rows == "fail":
+        raise DataError(f"csv: {len(bad)} bad rows in {path} (pass "
+                        f"on_bad_rows='skip' to drop them):\n"
+                        f"{_format_bad_rows(bad)}")
+    if bad:
+        print(f"skipped {len(bad)} bad rows of {path}:\n{_format_bad_rows(bad)}",
+              file=sys.stderr)
+    if not rows:
+        raise DataError(f"csv: {path} has no usable data rows")
+
+    label_names = sorted({name for row in rows for name in row["labels"]})
+    index = {name: i for i, name in enumerate(label_names)}
+    if multilabel:
+        labels = np.zeros((len(rows), len(label_names)), dtype=np.int32)
+        for i, row in enumerate(rows):
+            labels[i, [index[name] for name in row["labels"]]] = 1
+    else:
+        labels = np.array([index[row["labels"][0]] for row in rows], dtype=np.int64)
+
+    inputs, kinds = {}, {}
+    if "image" in column:
+        inputs["image"] = np.stack([row["image"] for row in rows])
+        kinds["image"] = "image"
+    if "text" in column:
+        inputs["text"] = np.array([row["text"] for row in rows], dtype=object)
+        kinds["text"] = "text"
+    splits = {}
+    if "split" in column:
+        names = np.array([row["split"] for row in rows])
+        splits = {name: np.flatnonzero(names == name).astype(np.int64)
+                  for name in SPLIT_NAMES if np.any(names == name)}
+    return MultimodalDataset(
+        name=path.stem,
+        inputs=inputs,
+        kinds=kinds,
+        labels=labels,
+        label_names=label_names,
+        multilabel=multilabel,
+        splits=splits,
+        extras={"skipped_rows": bad},
+    )
