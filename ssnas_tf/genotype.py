@@ -154,7 +154,9 @@ class Genotype:
                 StepGenotype(
                     inner_edges=_edge_tuple(s["inner_edges"], f"steps[{c}].inner_edges"),
                     inner_steps=tuple(s["inner_steps"]),
-                    inner_concat=tuple(int(i) for i in s["inner_concat"]))
+                    inner_concat=tuple(_int(i, f"steps[{c}].inner_concat")
+                                       for i in _as_list(s["inner_concat"],
+                                                         f"steps[{c}].inner_concat")))
                 for c, s in enumerate(_as_list(data["steps"], "steps")))
         except (KeyError, TypeError) as err:
             raise GenotypeError(f"steps: malformed step entry ({err!r})") from None
@@ -211,6 +213,7 @@ def _edge_tuple(edges, field):
 def _check_edge(field, op, index, limit):
     if op != EDGE_OP:
         raise GenotypeError(f"{field}: unknown edge op '{op}'; expected '{EDGE_OP}'")
+    _int(index, field)
     if not 0 <= index < limit:
         raise GenotypeError(
             f"{field}: input index {index} out of range [0, {limit})")
@@ -220,6 +223,7 @@ def _check_concat(field, concat, low, high):
     if not concat:
         raise GenotypeError(f"{field}: empty")
     for i in concat:
+        _int(i, field)
         if not low <= i < high:
             raise GenotypeError(f"{field}: index {i} out of range [{low}, {high})")
     if len(set(concat)) != len(concat):

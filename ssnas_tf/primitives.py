@@ -108,8 +108,9 @@ class LinearGLU(_ConcatLinear):
     out_factor = 2
 
     def call(self, inputs, training=None):
-        z = self.linear(inputs, training)
-        gated = z[..., :self.channels] * ops.sigmoid(z[..., self.channels:])
+        # split, not slicing: its gradient is a concat, not two scatters
+        value, gate = ops.split(self.linear(inputs, training), 2, axis=-1)
+        gated = value * ops.sigmoid(gate)
         return self.dropout_layer(gated, training=training)
 
 

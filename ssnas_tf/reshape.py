@@ -72,13 +72,15 @@ class FeatureReshape(layers.Layer):
         self.dense = layers.Dense(self.channels)
         self.dense.build((None, input_shape[-1]))
         self.bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
-        self.bn.build((None, self.length, self.channels))
+        # vectors are normalised before being repeated to L positions
+        self.bn.build((None, self.channels) if rank == 2
+                      else (None, self.length, self.channels))
         self.dropout_layer = layers.Dropout(self.dropout)
 
     def pool(self, x):
         """(N, ...) -> (N, L, D) before the channel map."""
         if len(x.shape) == 2:
-            return x  # repeated after the (pointwise) linear map: cheaper, same maths
+            return x  # repeated in `call`, after the pointwise maps
         if len(x.shape) == 3:
             steps = x.shape[1]
             if steps < self.length:  # nearest-neighbour upsampling
@@ -90,10 +92,12 @@ class FeatureReshape(layers.Layer):
         return ops.reshape(x, (-1, self.length, x.shape[-1]))
 
     def call(self, x, training=None):
-        z = self.dense(self.pool(x))
+        z = ops.relu(self.bn(self.dense(self.pool(x)), training=training))
         if len(z.shape) == 2:
-            z = ops.repeat(z[:, None, :], self.length, axis=1)
-        z = ops.relu(self.bn(z, training=training))
+            # A vector is a 1x1 map repeated L times: linear map, BN (same
+            # batch statistics over identical copies) and ReLU commute with the
+            # repeat, so repeat last; dropout still acts per position.
+            z = ops.broadcast_to(z[:, None, :], (ops.shape(z)[0], self.length, self.channels))
         return self.dropout_layer(z, training=training)
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,153 @@
+"""The `ssnas` command line: the whole method, or one step at a time.
+
+    ssnas run                       # ssl, label fraction 0.1, embedded mfeat data
+    ssnas run --method supervised --label-fraction 0.05 --seed 1 --output runs/sup
+    ssnas search   --output runs/a  # backbones + architecture search
+    ssnas pretrain --output runs/a  # contrastive pretraining of the derived network
+    ssnas finetune --output runs/a [--genotype other/genotype.json]
+    ssnas evaluate --output runs/a
+    ssnas export   --output runs/a [--export-root DIR --model-name NAME]
+
+Every step reads and writes one run directory (see `ssnas_tf.pipeline`).
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+
+STEPS = ("search", "pretrain", "finetune", "evaluate", "export")
+
+
+def _config_flags(parser):
+    """Flags that define a run (for `run` and `search`, which start one)."""
+    from ssnas_tf.config import RunConfig
+    defaults = RunConfig()
+    g = parser.add_argument_group("run settings")
+    g.add_argument("--dataset", default=defaults.dataset,
+                   help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv")
+    g.add_argument("--data-dir", default=None,
+                   help="dataset files (mmimdb, avmnist: folder; csv: the .csv file)")
+    g.add_argument("--method", default=defaults.method, choices=("ssl", "supervised"))
+    g.add_argument("--label-fraction", type=float, default=defaults.label_fraction,
+                   help="labeled fraction r of the non-test samples, in (0, 1]")
+    g.add_argument("--seed", type=int, default=defaults.seed)
+    g.add_argument("--epochs", type=int, default=defaults.search_epochs,
+                   help="architecture search epochs")
+    g.add_argument("--backbone-epochs", type=int, default=defaults.backbone_epochs)
+    g.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs)
+    g.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)
+    g.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    g.add_argument("--channels", type=int, default=defaults.channels, help="C")
+    g.add_argument("--length", type=int, default=defaults.length, help="L")
+    g.add_argument("--num-cells", type=int, default=defaults.num_cells)
+    g.add_argument("--num-steps", type=int, default=defaults.num_steps)
+    g.add_argument("--temperature", type=float, default=defaults.temperature)
+    g.add_argument("--primitives", default=",".join(defaults.primitives),
+                   help="comma-separated primitive names")
+    g.add_argument("--dataset-option", action="append", default=[], metavar="KEY=JSON",
+                   help="extra loader option, e.g. target='\"category\"' (repeatable)")
+    g.add_argument("--jit-compile", action="store_true", help="XLA (for GPUs)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="reuse an --output directory that holds results")
+
+
+def _config_from_args(args):
+    from ssnas_tf.config import RunConfig
+    options = {}
+    for item in args.dataset_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--dataset-option expects KEY=JSON, got '{item}'")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return RunConfig(
+        dataset=args.dataset, data_dir=args.data_dir, method=args.method,
+        label_fraction=args.label_fraction, seed=args.seed,
+        search_epochs=args.epochs, backbone_epochs=args.backbone_epochs,
+        pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
+        batch_size=args.batch_size, channels=args.channels, length=args.length,
+        num_cells=args.num_cells, num_steps=args.num_steps,
+        multiplier=min(2, args.num_cells), temperature=args.temperature,
+        primitives=tuple(p for p in args.primitives.split(",") if p),
+        dataset_options=options or None, jit_compile=args.jit_compile)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ssnas", description="Self-supervised multimodal neural architecture "
+        "search (BM-NAS search space + SimCLR), Keras 3.")
+    parser.add_argument("--version", action="store_true", help="print the version")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="search, pretrain, finetune, evaluate, export")
+    run.add_argument("--output", default=None,
+                     help="run directory (default runs/<dataset>-<method>-r<r>-s<seed>)")
+    _config_flags(run)
+    search = sub.add_parser("search", help="start a run: backbones + architecture search")
+    search.add_argument("--output", required=True)
+    _config_flags(search)
+    for step in STEPS[1:]:
+        p = sub.add_parser(step, help=f"the {step} step of an existing run directory")
+        p.add_argument("--output", required=True, help="the run directory")
+        if step in ("pretrain", "finetune"):
+            p.add_argument("--genotype", default=None,
+                           help="use this genotype.json instead of the run's")
+        if step == "export":
+            p.add_argument("--export-root", default=None)
+            p.add_argument("--model-name", default=None)
+            p.add_argument("--model-version", type=int, default=None)
+    return parser
+
+
+def _default_output(config):
+    return os.path.join("runs", f"{config.dataset}-{config.method}-"
+                                f"r{config.label_fraction:g}-s{config.seed}")
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from ssnas_tf.version import __version__
+        print(__version__)
+        return 0
+    if not args.command:
+        parser.print_help()
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from ssnas_tf.data import DataError
+    from ssnas_tf.genotype import GenotypeError
+    from ssnas_tf.pipeline import Run, RunError
+    try:
+        if args.command in ("run", "search"):
+            config = _config_from_args(args)
+            output = args.output or _default_output(config)
+            run = Run(output, config)
+            if args.command == "run":
+                results = run.run_all(overwrite=args.overwrite)
+                print(json.dumps({k: results[k] for k in (
+                    "dataset", "method", "label_fraction", "seed", "weighted_f1",
+                    "export_dir", "seconds") if k in results}, indent=2))
+            else:
+                run.start(overwrite=args.overwrite)
+                run.train_backbones()
+                run.search()
+        else:
+            run = Run(args.output)
+            if args.command in ("pretrain", "finetune"):
+                getattr(run, args.command)(genotype_path=args.genotype)
+            elif args.command == "export":
+                run.export(args.export_root, args.model_name, args.model_version)
+            else:
+                run.evaluate()
+    except (DataError, GenotypeError, RunError, ValueError, FileNotFoundError) as err:
+        print(f"ssnas {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Run settings: one frozen dataclass, built only by the CLI and notebooks."""
+
+import dataclasses
+import json
+from typing import Optional, Tuple
+
+from ssnas_tf.primitives import PAPER_PRIMITIVES, check_primitive_names
+
+METHODS = ("ssl", "supervised")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved as `config.json` in the run directory.
+
+    Defaults are tuned for the embedded mfeat dataset on 2 CPU cores.
+
+    Args:
+        dataset: dataset name (`ssnas_tf.data.DATASETS`). Defaults to "mfeat".
+        data_dir: where its files are. Defaults to None.
+        method: "ssl" (the paper's method) or "supervised" (BM-NAS).
+            Defaults to "ssl".
+        label_fraction: r, the labeled fraction of the non-test samples.
+            Defaults to 0.1.
+        seed: seeds splits, initialisation and augmentation. Defaults to 0.
+        test_fraction: test share when the dataset has no test split.
+            Defaults to 0.25.
+        backbone_epochs: unimodal contrastive pretraining of the backbones.
+        search_epochs: architecture search epochs.
+        pretrain_epochs: contrastive pretraining of the derived network (ssl).
+        finetune_epochs: classifier training epochs.
+        batch_size: Defaults to 128.
+        backbone_width: width of the small backbones. Defaults to 64.
+        channels, length, num_cells, num_steps, multiplier, node_multiplier,
+            dropout, primitives: the search space (REFERENCE.md §2).
+        temperature: NT-Xent tau. Defaults to 0.2.
+        projection_dim: projection head output size. Defaults to 64.
+        learning_rate: weight learning rate (cosine warm restarts to
+            1e-3 of it during search). Defaults to 1e-3.
+        arch_learning_rate: Defaults to 3e-4 (reference).
+        weight_decay, arch_weight_decay: coupled L2 (reference 1e-4, 1e-3).
+        finetune_learning_rate: Defaults to 1e-3.
+        threshold: multi-label decision threshold. Defaults to 0.3 (reference).
+        augment_overrides: per-modality augmentation overrides, JSON-able
+            {modality: {field: value}}. Defaults to None.
+        dataset_options: extra loader options as a JSON-able dict.
+        jit_compile: XLA for the training steps (for GPUs). Defaults to False.
+    """
+
+    dataset: str = "mfeat"
+    data_dir: Optional[str] = None
+    method: str = "ssl"
+    label_fraction: float = 0.1
+    seed: int = 0
+    test_fraction: float = 0.25
+    backbone_epochs: int = 10
+    search_epochs: int = 10
+    pretrain_epochs: int = 10
+    finetune_epochs: int = 60
+    batch_size: int = 128
+    backbone_width: int = 64
+    channels: int = 64
+    length: int = 4
+    num_cells: int = 2
+    num_steps: int = 2
+    multiplier: int = 2
+    node_multiplier: int = 1
+    dropout: float = 0.1
+    primitives: Tuple[str, ...] = PAPER_PRIMITIVES
+    temperature: float = 0.2
+    projection_dim: int = 64
+    learning_rate: float = 1e-3
+    arch_learning_rate: float = 3e-4
+    weight_decay: float = 1e-4
+    arch_weight_decay: float = 1e-3
+    finetune_learning_rate: float = 1e-3
+    threshold: float = 0.3
+    augment_overrides: Optional[dict] = None
+    dataset_options: Optional[dict] = None
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "primitives", tuple(self.primitives))
+        if self.method not in METHODS:
+            raise ValueError(f"--method must be one of {METHODS}, got '{self.method}'")
+        if not 0 < self.label_fraction <= 1:
+            raise ValueError(
+                f"--label-fraction must be in (0, 1], got {self.label_fraction}")
+        check_primitive_names(self.primitives)
+        for name in ("backbone_epochs", "search_epochs", "pretrain_epochs",
+                     "finetune_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text, source="config.json"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{source}: malformed JSON ({err})") from None
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown fields {unknown}")
+        return cls(**data)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,469 @@
+"""The three steps of the method over one run directory.
+
+    backbones -> search -> pretrain -> finetune -> evaluate -> export
+
+Each step reads what the earlier ones wrote into the run directory and writes
+its own artifacts atomically (a temporary file, then a rename), so a failed
+or interrupted step never leaves a half-written file and never overwrites an
+earlier result with a partial one.
+
+Run directory:
+
+    config.json          the RunConfig
+    splits.json          sample indices of every split (reproducible from seed)
+    backbones.keras      per-modality backbones (unimodal contrastive pretraining)
+    search_log.jsonl     per search epoch: alpha/beta/gamma, genotype, criterion
+    genotype.json        the best derived genotype
+    architecture.svg/png picture of the derived architecture
+    encoder.keras        backbones + derived network after step 2 (ssl)
+    classifier.keras     the fine-tuned classifier (logits)
+    results.json         metrics, genotype, seconds per step, export_dir
+    export/<model>/<version>/   TF Serving SavedModel
+
+Backbones: no pretrained weights exist for the small mfeat backbones (nor, in
+the BM-NAS reference, for its text MLP, which stays random). Both methods start
+from the same backbones, trained once with unimodal SimCLR on the non-test pool
+with labels unused: the analogue of the ImageNet-pretrained extractors the
+paper gives both methods.
+"""
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+import numpy as np
+
+from ssnas_tf import backbones as backbones_lib
+from ssnas_tf.augment import AugmentConfig
+from ssnas_tf.config import RunConfig
+from ssnas_tf.contrastive_model import ContrastiveModel
+from ssnas_tf.data import DataError, load_dataset
+from ssnas_tf.derived import DerivedNetwork
+from ssnas_tf.genotype import Genotype, GenotypeError
+from ssnas_tf.heads import ProjectionHead, classifier_head
+from ssnas_tf.input_pipeline import (labeled_batches, steps_per_epoch,
+                                     to_model_inputs, view_pairs)
+from ssnas_tf.metrics import accuracy, weighted_f1
+from ssnas_tf.search_model import SearchModel, reference_optimizers
+from ssnas_tf.search_space import SearchNetwork
+from ssnas_tf.splits import RunSplits, make_splits
+from ssnas_tf.tracking import GenotypeTracker
+
+# Augmentations that suit a dataset better than the generic defaults.
+DATASET_AUGMENT = {
+    "mfeat": {"pix": {"flip": False, "crop_scale": (0.6, 1.0)}},  # digits
+    "avmnist": {"image": {"flip": False, "crop_scale": (0.6, 1.0)}},
+}
+
+
+class RunError(RuntimeError):
+    """A step cannot run: a missing or invalid artifact of an earlier step."""
+
+
+def atomic_write_text(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_save_model(model, path):
+    """`model.save(path)` through a temporary .keras file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _log(message):
+    print(message, flush=True)
+
+
+class Run:
+    """One run directory and the steps that fill it.
+
+    Args:
+        directory: the run directory (created if needed).
+        config: a `RunConfig` for a new run; None to read `config.json`.
+        verbose: Keras progress output (0, 1 or 2). Defaults to 2 (one line
+            per epoch).
+
+    Example:
+    >>> run = Run("runs/demo", RunConfig(label_fraction=0.1))
+    >>> run.run_all()["weighted_f1"]
+    """
+
+    def __init__(self, directory, config=None, verbose=2):
+        self.directory = directory
+        self.verbose = verbose
+        config_path = self.path("config.json")
+        if config is None:
+            if not os.path.exists(config_path):
+                raise RunError(
+                    f"{config_path} not found: start the run with `ssnas run` "
+                    f"or `ssnas search`")
+            with open(config_path) as f:
+                config = RunConfig.from_json(f.read(), source=config_path)
+        self.config = config
+        self._dataset = None
+        self._splits = None
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    # -- shared state ------------------------------------------------------
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            c = self.config
+            self._dataset = load_dataset(c.dataset, data_dir=c.data_dir,
+                                         **(c.dataset_options or {}))
+        return self._dataset
+
+    @property
+    def splits(self) -> RunSplits:
+        if self._splits is None:
+            c = self.config
+            self._splits = make_splits(self.dataset, c.method, c.label_fraction,
+                                       c.seed, c.test_fraction)
+        return self._splits
+
+    @property
+    def augment_config(self):
+        overrides = dict(DATASET_AUGMENT.get(self.config.dataset, {}))
+        overrides.update(self.config.augment_overrides or {})
+        return AugmentConfig(overrides=overrides)
+
+    def start(self, overwrite=False):
+        """Checks the inputs and writes config.json and splits.json.
+
+        Everything that can be checked before training is checked here, so bad
+        input fails fast and leaves an existing run untouched.
+        """
+        results = self.path("results.json")
+        if os.path.exists(results) and not overwrite:
+            raise RunError(
+                f"{self.directory} already holds the results of a run; choose "
+                f"another --output or pass --overwrite")
+        self.splits  # loads the data and checks the label fraction
+        os.makedirs(self.directory, exist_ok=True)
+        atomic_write_text(self.path("config.json"), self.config.to_json())
+        atomic_write_text(self.path("splits.json"), json.dumps(
+            {"sizes": self.splits.sizes(), **self.splits.to_dict()}))
+        for stale in ("results.json", "search_log.jsonl"):
+            if os.path.exists(self.path(stale)):
+                os.remove(self.path(stale))
+        _log(f"[ssnas] {self.config.dataset}: {self.dataset.num_samples} samples, "
+             f"modalities {dict(self.dataset.kinds)}; method {self.config.method}, "
+             f"label fraction {self.config.label_fraction}, seed {self.config.seed}; "
+             f"splits {self.splits.sizes()}")
+
+    def _record(self, **entries):
+        """Merges `entries` into results.json (seconds are merged per step)."""
+        path = self.path("results.json")
+        results = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                results = json.load(f)
+        seconds = results.get("seconds", {})
+        seconds.update(entries.pop("seconds", {}))
+        results.update(entries, seconds=seconds)
+        atomic_write_text(path, json.dumps(results, indent=2))
+        return results
+
+    def _load(self, name, step):
+        path = self.path(name)
+        if not os.path.exists(path):
+            raise RunError(f"{path} not found: run `ssnas {step}` first")
+        return keras.models.load_model(path)
+
+    def _seed(self, offset=0):
+        keras.utils.set_random_seed(self.config.seed + offset)
+
+    # -- step 0: backbones -------------------------------------------------
+
+    def train_backbones(self):
+        c = self.config
+        start = time.perf_counter()
+        self._seed(1)
+        pool = np.union1d(self.splits.labeled, self.splits.unlabeled)
+        backbones = backbones_lib.build_backbones(self.dataset, pool, width=c.backbone_width)
+        if c.backbone_epochs:
+            _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
+                 f"{c.backbone_epochs} epochs on {len(pool)} samples (labels unused)")
+            backbones_lib.pretrain_backbones(
+                backbones, self.dataset, pool, self.augment_config,
+                epochs=c.backbone_epochs, batch_size=c.batch_size, seed=c.seed,
+                verbose=0 if self.verbose < 2 else 1)
+        atomic_save_model(backbones, self.path("backbones.keras"))
+        return self._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
+
+    def _frozen_backbones(self):
+        backbones = self._load("backbones.keras", "search")
+        backbones.trainable = False
+        return backbones
+
+    # -- step 1: search ----------------------------------------------------
+
+    def search(self):
+        """Searches the architecture; writes genotype.json and its picture."""
+        c, ds, s = self.config, self.dataset, self.splits
+        start = time.perf_counter()
+        if not os.path.exists(self.path("backbones.keras")):
+            self.train_backbones()
+        backbones = self._frozen_backbones()
+        self._seed(2)
+        network = SearchNetwork(
+            list(backbones.output), num_cells=c.num_cells, num_steps=c.num_steps,
+            multiplier=c.multiplier, node_multiplier=c.node_multiplier,
+            channels=c.channels, length=c.length, dropout=c.dropout,
+            primitives=c.primitives)
+        ssl = c.method == "ssl"
+        head = ProjectionHead(c.projection_dim) if ssl else classifier_head(ds.num_classes)
+        model = SearchModel(network, head, objective=c.method, backbone=backbones,
+                            temperature=c.temperature, multilabel=ds.multilabel)
+        steps = steps_per_epoch(len(s.search_train), c.batch_size)
+        if ssl:
+            train = view_pairs(ds, s.search_train, c.batch_size, self.augment_config, c.seed)
+            valid = view_pairs(ds, s.search_valid, c.batch_size, self.augment_config, c.seed + 1)
+            # Fixed views of the valid split score each epoch's architecture.
+            held_out = valid.take(steps_per_epoch(len(s.search_valid), c.batch_size)).cache()
+            sample = next(iter(train))[0]
+            tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
+                                      log_path=self.path("search_log.jsonl"))
+            validation = dict(validation_data=held_out)
+            criterion = "validation contrastive loss (lower is better)"
+        else:
+            train = labeled_batches(ds, s.search_train, c.batch_size, c.seed, True, True)
+            valid = labeled_batches(ds, s.search_valid, c.batch_size, c.seed + 1, True, True)
+            sample = next(iter(train))[0]
+            scorer = self._f1_scorer(s.search_valid)
+            tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max",
+                                      log_path=self.path("search_log.jsonl"))
+            validation = {}
+            criterion = "validation weighted F1 (higher is better)"
+        model(sample)
+        model.compile(*reference_optimizers(steps, c.learning_rate, c.learning_rate * 1e-3,
+                                            c.arch_learning_rate),
+                      weight_decay=c.weight_decay, arch_weight_decay=c.arch_weight_decay,
+                      jit_compile=c.jit_compile)
+        model.build_optimizers()
+        if os.path.exists(self.path("search_log.jsonl")):
+            os.remove(self.path("search_log.jsonl"))
+        _log(f"[ssnas] search ({c.method}): {len(network.input_names)} backbone "
+             f"features, {c.search_epochs} epochs x {steps} steps on "
+             f"{len(s.search_train)} + {len(s.search_valid)} samples; "
+             f"genotype kept by {criterion}")
+        model.fit(tf.data.Dataset.zip((train, valid)),
+                  epochs=c.search_epochs, steps_per_epoch=steps,
+                  callbacks=[tracker], verbose=self.verbose, **validation)
+        genotype = tracker.best_genotype
+        genotype.save(self.path("genotype.json"))
+        self._draw(genotype)
+        seconds = round(time.perf_counter() - start, 1)
+        _log(f"[ssnas] search: best genotype from epoch {tracker.best_epoch}\n"
+             + _summary(genotype))
+        return self._record(genotype=genotype.to_dict(), search_best_epoch=tracker.best_epoch,
+                            search_criterion=criterion, search_best_score=tracker.best_score,
+                            seconds={"search": seconds})
+
+    def _f1_scorer(self, index):
+        ds = self.dataset
+        x = to_model_inputs({k: v[index] for k, v in ds.inputs.items()}, ds.kinds)
+        y = ds.labels[index]
+
+        def score(model):
+            logits = model.predict(x, batch_size=256, verbose=0)
+            return weighted_f1(y, _probabilities(logits, ds.multilabel), ds.multilabel,
+                               self.config.threshold)
+        return score
+
+    def _draw(self, genotype):
+        try:
+            from ssnas_tf.visualize import draw_genotype
+        except ImportError:  # pragma: no cover - visualize is part of the package
+            return
+        for ext in ("svg", "png"):
+            target = self.path(f"architecture.{ext}")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=f".{ext}")
+            os.close(fd)
+            try:
+                draw_genotype(genotype, tmp, title=f"{self.config.dataset} / {self.config.method}")
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+
+    # -- the fixed network ---------------------------------------------------
+
+    def load_genotype(self, path=None):
+        path = path or self.path("genotype.json")
+        if not os.path.exists(path):
+            raise RunError(f"{path} not found: run `ssnas search` first")
+        genotype = Genotype.load(path)
+        return genotype
+
+    def build_encoder(self, genotype, backbones):
+        """Raw inputs -> frozen backbones -> derived fusion network -> feature."""
+        c = self.config
+        missing = [n for n in genotype.used_inputs if n not in backbones.output]
+        if missing:
+            raise GenotypeError(
+                f"inputs: the genotype uses features {missing} that the "
+                f"backbones do not produce ({list(backbones.output)})")
+        inputs = {name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name)
+                  for name, t in backbones.input.items()}
+        features = backbones(inputs, training=False)
+        fused = DerivedNetwork(genotype, channels=c.channels, length=c.length,
+                               dropout=c.dropout, name="fusion")(features)
+        return keras.Model(inputs, fused, name="encoder")
+
+    # -- step 2: contrastive pretraining of the derived network -------------
+
+    def pretrain(self, genotype_path=None):
+        c, ds, s = self.config, self.dataset, self.splits
+        genotype = self.load_genotype(genotype_path)
+        start = time.perf_counter()
+        if c.method != "ssl":
+            _log("[ssnas] pretrain: skipped (method supervised trains on labels only)")
+            return self._record(seconds={"pretrain": 0.0})
+        self._seed(3)
+        encoder = self.build_encoder(genotype, self._frozen_backbones())
+        model = ContrastiveModel(encoder, ProjectionHead(c.projection_dim),
+                                 temperature=c.temperature)
+        steps = steps_per_epoch(len(s.unlabeled), c.batch_size)
+        pairs = view_pairs(ds, s.unlabeled, c.batch_size, self.augment_config, c.seed + 2)
+        model(next(iter(pairs))[0])
+        model.compile(keras.optimizers.Adam(c.learning_rate), jit_compile=c.jit_compile)
+        _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
+             f"steps on {len(s.unlabeled)} unlabeled samples")
+        model.fit(pairs, epochs=c.pretrain_epochs, steps_per_epoch=steps,
+                  verbose=self.verbose)
+        atomic_save_model(encoder, self.path("encoder.keras"))
+        return self._record(seconds={"pretrain": round(time.perf_counter() - start, 1)})
+
+    # -- step 3: classifier ---------------------------------------------------
+
+    def finetune(self, genotype_path=None):
+        c, ds, s = self.config, self.dataset, self.splits
+        # Validate everything before any training or writing.
+        genotype = self.load_genotype(genotype_path)
+        start = time.perf_counter()
+        self._seed(4)
+        encoder_path = self.path("encoder.keras")
+        if c.method == "ssl" and genotype_path is None and os.path.exists(encoder_path):
+            encoder = keras.models.load_model(encoder_path)
+            origin = "pretrained encoder"
+        else:
+            encoder = self.build_encoder(genotype, self._frozen_backbones())
+            origin = "freshly initialised fusion network"
+        logits = classifier_head(ds.num_classes)(encoder.output)
+        classifier = keras.Model(encoder.input, logits, name="classifier")
+        loss = (keras.losses.BinaryCrossentropy(from_logits=True) if ds.multilabel
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate), loss=loss,
+                           jit_compile=c.jit_compile)
+        steps = steps_per_epoch(len(s.labeled), c.batch_size)
+        train = labeled_batches(ds, s.labeled, c.batch_size, c.seed + 3, shuffle=True,
+                                repeat=True)
+        _log(f"[ssnas] finetune: classifier on the {origin}, {c.finetune_epochs} "
+             f"epochs x {steps} steps on {len(s.labeled)} labeled samples")
+        classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
+                       verbose=self.verbose)
+        atomic_save_model(classifier, self.path("classifier.keras"))
+        return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
+
+    def evaluate(self):
+        """Scores the classifier on the held-out test split."""
+        c, ds, s = self.config, self.dataset, self.splits
+        start = time.perf_counter()
+        classifier = self._load("classifier.keras", "finetune")
+        x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
+        probs = _probabilities(classifier.predict(x, batch_size=256, verbose=0),
+                               ds.multilabel)
+        y = ds.labels[s.test]
+        metrics = {"weighted_f1": round(weighted_f1(y, probs, ds.multilabel, c.threshold), 4)}
+        if ds.multilabel:
+            metrics["threshold"] = c.threshold
+        else:
+            metrics["accuracy"] = round(accuracy(y, probs), 4)
+        _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
+        genotype = self.load_genotype()
+        return self._record(dataset=c.dataset, method=c.method,
+                            label_fraction=c.label_fraction, seed=c.seed,
+                            splits=s.sizes(), genotype=genotype.to_dict(),
+                            **metrics, seconds={"evaluate": round(time.perf_counter() - start, 1)})
+
+    def export(self, export_root=None, model_name=None, version=None):
+        """Exports the classifier for TF Serving; returns the version dir."""
+        from ssnas_tf.export import export_classifier
+        c, ds = self.config, self.dataset
+        start = time.perf_counter()
+        classifier = self._load("classifier.keras", "finetune")
+        export_root = export_root or self.path("export")
+        model_name = model_name or f"ssnas_{c.dataset}"
+        specs = {name: (array.shape[1:], _serving_dtype(array, ds.kinds[name]))
+                 for name, array in ds.inputs.items()}
+        version_dir = export_classifier(
+            classifier, specs, ds.label_names, export_root, model_name, version=version,
+            multilabel=ds.multilabel, threshold=c.threshold)
+        _log(f"[ssnas] export: {version_dir}")
+        return self._record(export_dir=os.path.abspath(str(version_dir)),
+                            seconds={"export": round(time.perf_counter() - start, 1)})
+
+    def run_all(self, overwrite=False):
+        """All steps; returns results.json's content."""
+        self.start(overwrite=overwrite)
+        self.train_backbones()
+        self.search()
+        self.pretrain()
+        self.finetune()
+        self.evaluate()
+        return self.export()
+
+
+def _probabilities(logits, multilabel):
+    logits = np.asarray(logits, dtype=np.float64)
+    if multilabel:
+        return 1 / (1 + np.exp(-logits))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _serving_dtype(array, kind):
+    if kind == "text":
+        return "string"
+    if kind in ("image", "spectrogram") and array.dtype == np.uint8:
+        return "uint8"
+    if kind == "sequence":
+        return "int32"
+    return "float32"
+
+
+def _summary(genotype):
+    try:
+        from ssnas_tf.visualize import genotype_summary
+        return genotype_summary(genotype)
+    except ImportError:  # pragma: no cover
+        return genotype.to_json()
+
+
+__all__ = ["Run", "RunError", "DataError", "atomic_write_text", "atomic_save_model"]

@@ -1,0 +1,62 @@
+"""Per-epoch genotype derivation, logging and best-genotype selection."""
+
+import json
+
+import keras
+import numpy as np
+
+from ssnas_tf.genotype import derive_genotype
+
+
+class GenotypeTracker(keras.callbacks.Callback):
+    """Derives the genotype after every search epoch and keeps the best one.
+
+    The criterion is computed on the search's validation split only, never on
+    the test split (the BM-NAS reference selects on test scores).
+
+    Args:
+        score_fn: `score_fn(model, logs) -> float`, the validation criterion.
+        mode: "min" or "max": which criterion value is better.
+        log_path: optional JSON-lines file receiving, per epoch, the softmaxed
+            alpha, beta, gamma, the genotype and the score. Defaults to None.
+        verbose: print one line per epoch. Defaults to True.
+    """
+
+    def __init__(self, score_fn, mode="min", log_path=None, verbose=True):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.score_fn = score_fn
+        self.mode = mode
+        self.log_path = log_path
+        self.verbose = verbose
+        self.best_genotype = None
+        self.best_score = None
+        self.best_epoch = None
+        self.history = []
+
+    def _better(self, score):
+        if self.best_score is None:
+            return True
+        return score < self.best_score if self.mode == "min" else score > self.best_score
+
+    def on_epoch_end(self, epoch, logs=None):
+        network = self.model.network
+        genotype = derive_genotype(network)
+        score = float(self.score_fn(self.model, logs or {}))
+        if self._better(score):
+            self.best_genotype, self.best_score, self.best_epoch = genotype, score, epoch + 1
+        record = {"epoch": epoch + 1, "score": score,
+                  "arch_weights": {k: np.round(v, 5).tolist()
+                                   for k, v in network.arch_weights().items()},
+                  "genotype": genotype.to_dict()}
+        self.history.append(record)
+        if self.log_path:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.verbose:
+            used = ", ".join(genotype.used_inputs)
+            print(f"  epoch {epoch + 1}: criterion {score:.4f} "
+                  f"(best {self.best_score:.4f} @ {self.best_epoch}); "
+                  f"cells read [{used}]; ops "
+                  f"{[list(s.inner_steps) for s in genotype.steps]}", flush=True)

@@ -1,0 +1,280 @@
+"""TF Serving export: signature, fresh-process loading, saved_model_cli, versions."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from keras import layers
+
+from ssnas_tf.export import (ExportError, export_classifier, list_versions,
+                             load_exported)
+
+LABELS = ("cat", "dog", "bird")
+SPECS = {"pix": ((6, 5, 1), "uint8"), "fou": ((4,), "float32"), "text": ((), "string")}
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+
+
+def _tiny_model():
+    keras.utils.set_random_seed(1)
+    vectorize = layers.TextVectorization(max_tokens=16, output_sequence_length=4)
+    vectorize.adapt(["a cat sat", "the dog ran far", "a bird flew"])
+    pix = keras.Input((6, 5, 1), name="pix")
+    fou = keras.Input((4,), name="fou")
+    text = keras.Input((), dtype="string", name="text")
+    t = layers.Flatten()(layers.Embedding(16, 3)(vectorize(text)))
+    x = layers.Concatenate()([layers.Flatten()(pix), fou, t])
+    logits = layers.Dense(len(LABELS))(layers.Dense(8, activation="relu")(x))
+    return keras.Model({"pix": pix, "fou": fou, "text": text}, logits)
+
+
+def _raw_batch():
+    rng = np.random.default_rng(0)
+    return {"pix": rng.integers(0, 256, (3, 6, 5, 1), dtype=np.uint8),
+            "fou": rng.normal(size=(3, 4)).astype(np.float32),
+            "text": np.array([b"a cat sat", b"the bird ran", b"unknown words here"])}
+
+
+def _logits(model, raw):
+    features = {"pix": raw["pix"].astype(np.float32) / 255.0,
+                "fou": raw["fou"], "text": raw["text"]}
+    return np.asarray(model({k: tf.constant(v) for k, v in features.items()},
+                            training=False))
+
+
+def _softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def _snapshot(folder):
+    """Relative path -> bytes of every file under folder (directories as None)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for d in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, d), folder)] = None
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = fh.read()
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = tmp_path_factory.mktemp("exports")
+    model = _tiny_model()
+    path = export_classifier(model, SPECS, LABELS, root, "tiny")
+    return root, path, model
+
+
+def test_layout_labels_and_info(exported):
+    root, path, _ = exported
+    assert path == os.path.join(str(root), "tiny", "1")
+    assert "1" in os.listdir(os.path.join(root, "tiny"))
+    assert not [n for n in os.listdir(os.path.join(root, "tiny")) if not n.isdigit()]
+    names = set(os.listdir(path))
+    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json"} <= names
+    with open(os.path.join(path, "labels.txt"), encoding="utf-8") as f:
+        assert f.read() == "cat\ndog\nbird\n"
+    with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["inputs"] == {
+        "pix": {"shape": [None, 6, 5, 1], "dtype": "uint8",
+                "preprocessing": "cast to float32, divided by 255"},
+        "fou": {"shape": [None, 4], "dtype": "float32"},
+        "text": {"shape": [None], "dtype": "string"}}
+    assert info["label_names"] == list(LABELS)
+    assert info["multilabel"] is False and info["threshold"] == 0.5
+    assert info["outputs"]["probabilities"]["activation"] == "softmax"
+    assert info["version"] == 1 and info["signature"] == "serving_default"
+
+
+FRESH_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, work = sys.argv[1:3]
+serve = tf.saved_model.load(path).signatures["serving_default"]
+raw = np.load(work + "/raw.npz")
+out = serve(**{k: tf.constant(raw[k]) for k in raw.files})
+np.save(work + "/probs.npy", out["probabilities"].numpy())
+np.save(work + "/preds.npy", out["predictions"].numpy())
+spec = serve.structured_input_signature[1]
+print(json.dumps({
+    "inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in spec.items()},
+    "outputs": sorted(serve.structured_outputs),
+    "foreign": [m for m in sys.modules
+                if m.split(".")[0] in ("ssnas_tf", "tensorflow_text")]}))
+"""
+
+
+def _saved_model_cli():
+    exe = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
+@pytest.fixture(scope="module")
+def served(exported, tmp_path_factory):
+    """The export read by three fresh processes, started together to save time."""
+    path = exported[1]
+    work = tmp_path_factory.mktemp("served")
+    raw = _raw_batch()
+    np.savez(work / "raw.npz", **raw)
+    for key, value in raw.items():
+        np.save(work / f"{key}.npy", value)
+    cli = _saved_model_cli()
+    common = ["--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"]
+    inputs = ";".join(f"{k}={work / (k + '.npy')}" for k in raw)
+    commands = {
+        "python": [sys.executable, "-c", FRESH_PROCESS, path, str(work)],
+        "show": cli + ["show"] + common,
+        "run": cli + ["run"] + common + ["--inputs", inputs, "--outdir", str(work / "out")],
+    }
+    procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True, env=ENV, cwd=work)
+             for name, cmd in commands.items()}
+    results = {}
+    try:
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=180)
+            results[name] = subprocess.CompletedProcess(commands[name], proc.returncode,
+                                                        stdout, stderr)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return work, raw, results
+
+
+def test_fresh_process_serves_same_probabilities(exported, served):
+    model = exported[2]
+    work, raw, results = served
+    result = results["python"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["foreign"] == []  # neither ssnas_tf nor tensorflow_text imported
+    assert report["inputs"] == {"pix": ["uint8", [None, 6, 5, 1]],
+                                "fou": ["float32", [None, 4]],
+                                "text": ["string", [None]]}
+    assert report["outputs"] == ["predictions", "probabilities"]
+    expected = _softmax(_logits(model, raw))
+    np.testing.assert_allclose(np.load(work / "probs.npy"), expected,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(np.load(work / "preds.npy"), expected.argmax(-1))
+
+
+def test_saved_model_cli_show_and_run(exported, served):
+    model = exported[2]
+    work, raw, results = served
+    show = results["show"]
+    assert show.returncode == 0, show.stderr[-3000:]
+    for needle in ("inputs['pix']", "DT_UINT8", "inputs['fou']", "inputs['text']",
+                   "DT_STRING", "outputs['probabilities']", "(-1, 6, 5, 1)", "(-1, 3)"):
+        assert needle in show.stdout, show.stdout
+    run = results["run"]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "probabilities" in run.stdout + run.stderr
+    np.testing.assert_allclose(np.load(work / "out" / "probabilities.npy"),
+                               _softmax(_logits(model, raw)), rtol=1e-5, atol=1e-6)
+
+
+def test_next_version_and_no_overwrite(exported):
+    root, first, model = exported
+    before = _snapshot(first)
+    versions = list_versions(os.path.join(root, "tiny"))
+    second = export_classifier(model, SPECS, LABELS, root, "tiny")
+    assert versions[0] == 1
+    assert second == os.path.join(str(root), "tiny", str(versions[-1] + 1))
+    assert list_versions(os.path.join(root, "tiny")) == versions + [versions[-1] + 1]
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export_classifier(model, SPECS, ("x", "y", "z"), root, "tiny", version=1)
+    assert _snapshot(first) == before
+    assert sorted(os.listdir(os.path.join(root, "tiny"))) == [
+        str(v) for v in versions + [versions[-1] + 1]]
+    # The model folder loads its largest version.
+    serve = load_exported(os.path.join(root, "tiny")).signatures["serving_default"]
+    raw = _raw_batch()
+    out = serve(**{k: tf.constant(v) for k, v in raw.items()})
+    np.testing.assert_allclose(out["probabilities"].numpy(),
+                               _softmax(_logits(model, raw)), rtol=1e-5, atol=1e-6)
+
+
+def test_failure_mid_export_leaves_nothing(exported, monkeypatch):
+    root, _, model = exported
+
+    def broken_save(obj, export_dir, *args, **kwargs):
+        os.makedirs(os.path.join(export_dir, "variables"))
+        with open(os.path.join(export_dir, "saved_model.pb"), "wb") as f:
+            f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", broken_save)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_classifier(model, SPECS, LABELS, root, "broken", version=4)
+    assert os.listdir(os.path.join(root, "broken")) == []
+    monkeypatch.undo()
+    # Logits that do not match the label names fail while tracing, cleanly too.
+    with pytest.raises(ExportError, match="expected \\(N, 2\\)"):
+        export_classifier(model, SPECS, ("a", "b"), root, "broken")
+    assert os.listdir(os.path.join(root, "broken")) == []
+
+
+def test_multilabel_uses_sigmoid(exported):
+    root, _, model = exported
+    path = export_classifier(model, SPECS, LABELS, root, "multi",
+                             multilabel=True, threshold=0.3, version=7)
+    assert path.endswith(os.path.join("multi", "7"))
+    with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["multilabel"] is True and info["threshold"] == 0.3
+    assert info["outputs"]["probabilities"]["activation"] == "sigmoid"
+    raw = _raw_batch()
+    out = load_exported(path).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in raw.items()})
+    expected = 1.0 / (1.0 + np.exp(-_logits(model, raw)))
+    np.testing.assert_allclose(out["probabilities"].numpy(), expected,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["predictions"].numpy(),
+                                  (expected >= 0.3).astype(np.int64))
+
+
+def test_non_core_ops_refused(tmp_path):
+    tensorflow_text = pytest.importorskip("tensorflow_text")
+
+    class CountTokens(layers.Layer):
+        def call(self, text):
+            tokens = tensorflow_text.WhitespaceTokenizer().tokenize(text)
+            return tf.cast(tokens.row_lengths(), tf.float32)[:, None]
+
+    text = keras.Input((), dtype="string", name="text")
+    model = keras.Model({"text": text}, layers.Dense(2)(CountTokens()(text)))
+    with pytest.raises(ExportError, match="outside core TensorFlow"):
+        export_classifier(model, {"text": ((), "string")}, ("a", "b"), tmp_path, "tt")
+    assert os.listdir(tmp_path / "tt") == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(input_specs={"pix": ((6, 5, 1), "uint16")}), "not supported"),
+    (dict(input_specs={"pix": (6, "uint8")}), "per-sample shape"),
+    (dict(input_specs={"pix": ((6, 5, 1), "uint8")}), "differ from the model"),
+    (dict(threshold=1.0), "threshold"),
+    (dict(label_names=("a", "a", "b")), "duplicate"),
+    (dict(label_names=("a", "b\nc", "d")), "one-line"),
+    (dict(model_name="../escape"), "model_name"),
+    (dict(version=-1), "version"),
+])
+def test_bad_arguments(exported, tmp_path, kwargs, message):
+    model = exported[2]
+    args = dict(input_specs=SPECS, label_names=LABELS, export_root=tmp_path,
+                model_name="bad")
+    args.update(kwargs)
+    with pytest.raises(ExportError, match=message):
+        export_classifier(model, **args)
+    assert not os.path.exists(tmp_path / "bad") or os.listdir(tmp_path / "bad") == []

@@ -1,0 +1,205 @@
+"""Tests for ssnas_tf.losses and ssnas_tf.search_model: NT-Xent and the
+alternating weight / architecture updates."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ssnas_tf.heads import ProjectionHead, classifier_head
+from ssnas_tf.losses import NTXent, nt_xent, positive_retrieval_accuracy
+from ssnas_tf.search_model import SearchModel, add_l2, stack_views
+from ssnas_tf.search_space import SearchNetwork
+
+N, L, C = 4, 4, 8
+NUM_CLASSES = 3
+
+
+# ------------------------------------------------------------------------ NT-Xent
+
+
+def _nt_xent_numpy(z1, z2, tau):
+    """REFERENCE.md §1, literally: views interleaved as z_{2k-1}, z_{2k}."""
+    n = len(z1)
+    z = np.empty((2 * n, z1.shape[1]), np.float64)
+    z[0::2], z[1::2] = z1, z2  # 0-based: z[2k] = view 1 of sample k, z[2k+1] = view 2
+
+    def sim(a, b):
+        return a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+
+    def loss(i, j):
+        denominator = sum(np.exp(sim(z[i], z[k]) / tau) for k in range(2 * n) if k != i)
+        return -np.log(np.exp(sim(z[i], z[j]) / tau) / denominator)
+
+    return sum(loss(2 * k, 2 * k + 1) + loss(2 * k + 1, 2 * k) for k in range(n)) / (2 * n)
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5])
+def test_nt_xent_matches_the_formula(tau):
+    rng = np.random.default_rng(int(tau * 10))
+    z1 = rng.normal(size=(5, 7)).astype("float32")
+    z2 = (z1 + 0.5 * rng.normal(size=(5, 7))).astype("float32")
+    expected = _nt_xent_numpy(z1.astype(np.float64), z2.astype(np.float64), tau)
+    np.testing.assert_allclose(float(nt_xent(z1, z2, tau)), expected, rtol=1e-4)
+    # The Keras wrapper takes the stacked [z1; z2].
+    loss = NTXent(temperature=tau)(np.zeros(10), np.concatenate([z1, z2]))
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
+
+
+def test_nt_xent_is_scale_invariant_and_symmetric():
+    rng = np.random.default_rng(1)
+    z1, z2 = rng.normal(size=(2, 6, 5)).astype("float32")
+    base = float(nt_xent(z1, z2, 0.2))
+    np.testing.assert_allclose(float(nt_xent(3 * z1, 0.5 * z2, 0.2)), base, rtol=1e-5)
+    np.testing.assert_allclose(float(nt_xent(z2, z1, 0.2)), base, rtol=1e-5)
+
+
+def test_positive_retrieval_accuracy():
+    rng = np.random.default_rng(2)
+    z = rng.normal(size=(6, 5)).astype("float32")
+    assert float(positive_retrieval_accuracy(z, z)) == 1.0
+    # Pairs that point away from each other are never retrieved.
+    assert float(positive_retrieval_accuracy(z, -z)) == 0.0
+
+
+# ------------------------------------------------------------------- SearchModel
+
+
+def _features(rng, n=N):
+    return {"a": rng.normal(size=(n, 3)).astype("float32"),
+            "b": rng.normal(size=(n, 5, 2)).astype("float32")}
+
+
+def _model(objective="ssl", multilabel=False):
+    # Small: one cell over three cheap ops keeps the traced train_step quick.
+    network = SearchNetwork(["a", "b"], num_cells=1, num_steps=1, multiplier=1,
+                            channels=C, length=L,
+                            primitives=("zero", "sum", "concat_fc"))
+    head = ProjectionHead(8) if objective == "ssl" else classifier_head(NUM_CLASSES)
+    model = SearchModel(network, head, objective=objective, multilabel=multilabel,
+                        temperature=0.5)
+    rng = np.random.default_rng(3)
+    model(_features(rng, 2 * N))  # build before compile
+    return model
+
+
+def _batch(rng, objective, multilabel=False):
+    if objective == "ssl":
+        return _features(rng), _features(rng)
+    if multilabel:
+        y = (rng.uniform(size=(N, NUM_CLASSES)) < 0.5).astype("float32")
+    else:
+        y = rng.integers(0, NUM_CLASSES, size=N).astype("int32")
+    return _features(rng), y
+
+
+def _compile(model, lr=1e-2, arch_lr=1e-2, **kwargs):
+    model.compile(keras.optimizers.Adam(lr), keras.optimizers.Adam(arch_lr), **kwargs)
+
+
+def _snapshot(variables):
+    return [np.array(v) for v in variables]
+
+
+def _changed(before, variables):
+    return [not np.array_equal(b, np.asarray(v)) for b, v in zip(before, variables)]
+
+
+@pytest.mark.parametrize("objective, multilabel", [("ssl", False), ("supervised", False),
+                                                   ("supervised", True)])
+def test_train_step_updates_weights_and_architecture(objective, multilabel):
+    rng = np.random.default_rng(4)
+    model = _model(objective, multilabel)
+    _compile(model, weight_decay=1e-4, arch_weight_decay=1e-3)
+    weights, arch = model.trainable_weights, model.arch_parameters
+    w0, a0 = _snapshot(weights), _snapshot(arch)
+    logs = model.train_step((_batch(rng, objective, multilabel),
+                             _batch(rng, objective, multilabel)))
+    assert np.isfinite(float(logs["loss"])) and np.isfinite(float(logs["arch_loss"]))
+    assert ("pair_accuracy" in logs) == (objective == "ssl")
+    assert sum(_changed(w0, weights)) > len(weights) // 2
+    assert all(_changed(a0, arch))  # alpha, beta and gamma all move
+
+
+def test_each_optimizer_holds_state_for_its_own_group():
+    rng = np.random.default_rng(5)
+    model = _model()
+    _compile(model)
+    opt, arch_opt = model.optimizer, model.arch_optimizer
+    assert opt is not arch_opt
+    assert opt.iterations is not arch_opt.iterations
+
+    def slot_shapes(optimizer):
+        return sorted(tuple(v.shape) for v in optimizer.variables if len(v.shape))
+
+    def doubled(variables):
+        return sorted(2 * [tuple(v.shape) for v in variables])
+
+    # Adam: a momentum and a velocity per variable, built at compile time.
+    assert slot_shapes(opt) == doubled(model.trainable_weights)
+    assert slot_shapes(arch_opt) == doubled(model.arch_parameters)
+    model.train_step((_batch(rng, "ssl"), _batch(rng, "ssl")))
+    assert int(opt.iterations) == 1 and int(arch_opt.iterations) == 1
+    assert slot_shapes(opt) == doubled(model.trainable_weights)
+    assert slot_shapes(arch_opt) == doubled(model.arch_parameters)
+
+
+def test_zero_arch_learning_rate_moves_only_the_weights():
+    rng = np.random.default_rng(6)
+    model = _model()
+    _compile(model, lr=1e-2, arch_lr=0.0)
+    w0, a0 = _snapshot(model.trainable_weights), _snapshot(model.arch_parameters)
+    model.train_step((_batch(rng, "ssl"), _batch(rng, "ssl")))
+    assert not any(_changed(a0, model.arch_parameters))
+    assert any(_changed(w0, model.trainable_weights))
+
+
+def test_zero_weight_learning_rate_moves_only_the_architecture():
+    rng = np.random.default_rng(7)
+    model = _model()
+    _compile(model, lr=0.0, arch_lr=1e-2)
+    w0, a0 = _snapshot(model.trainable_weights), _snapshot(model.arch_parameters)
+    model.train_step((_batch(rng, "ssl"), _batch(rng, "ssl")))
+    assert not any(_changed(w0, model.trainable_weights))
+    assert all(_changed(a0, model.arch_parameters))
+
+
+def test_add_l2_is_coupled_weight_decay():
+    rng = np.random.default_rng(8)
+    values = [rng.normal(size=(3, 2)).astype("float32"), rng.normal(size=4).astype("float32")]
+    variables = [keras.Variable(v) for v in values]
+    grads = [np.ones((3, 2), "float32"), np.full(4, -2.0, "float32")]
+    out = add_l2(grads, variables, 0.1)
+    for o, g, v in zip(out, grads, values):
+        np.testing.assert_allclose(o, g + 0.1 * v, rtol=1e-6)
+    same = add_l2(grads, variables, 0.0)
+    assert all(a is b for a, b in zip(same, grads))
+
+
+def test_stack_views():
+    rng = np.random.default_rng(9)
+    v1, v2 = _features(rng), _features(rng)
+    stacked = stack_views(v1, v2)
+    for k in v1:
+        np.testing.assert_array_equal(stacked[k], np.concatenate([v1[k], v2[k]]))
+
+
+def test_fit_on_zipped_train_and_valid_batches():
+    rng = np.random.default_rng(10)
+
+    def views(n):
+        return tf.data.Dataset.from_tensor_slices((_features(rng, n), _features(rng, n)))
+
+    model = _model()
+    _compile(model)
+    data = tf.data.Dataset.zip((views(2 * N).batch(N), views(2 * N).batch(N)))
+    a0 = _snapshot(model.arch_parameters)
+    history = model.fit(data, epochs=1, verbose=0, shuffle=False)
+    assert {"loss", "arch_loss", "pair_accuracy"} <= set(history.history)
+    assert all(np.isfinite(v[-1]) for v in history.history.values())
+    assert int(model.optimizer.iterations) == 2 == int(model.arch_optimizer.iterations)
+    assert all(_changed(a0, model.arch_parameters))
+
+    logs = model.test_step((_features(rng), _features(rng)))
+    assert "loss" in logs and "pair_accuracy" in logs
+    assert "arch_loss" not in logs
