@@ -43,6 +43,10 @@ def _config_flags(parser):
     g.add_argument("--length", type=int, default=defaults.length, help="L")
     g.add_argument("--num-cells", type=int, default=defaults.num_cells)
     g.add_argument("--num-steps", type=int, default=defaults.num_steps)
+    g.add_argument("--multiplier", type=int, default=defaults.multiplier,
+                   help="how many of the last cells form the output")
+    g.add_argument("--backbone-width", type=int, default=defaults.backbone_width)
+    g.add_argument("--finetune-batch-size", type=int, default=defaults.finetune_batch_size)
     g.add_argument("--temperature", type=float, default=defaults.temperature)
     g.add_argument("--primitives", default=",".join(defaults.primitives),
                    help="comma-separated primitive names")
@@ -71,7 +75,8 @@ def _config_from_args(args):
         pretrain_epochs=args.pretrain_epochs, finetune_epochs=args.finetune_epochs,
         batch_size=args.batch_size, channels=args.channels, length=args.length,
         num_cells=args.num_cells, num_steps=args.num_steps,
-        multiplier=min(2, args.num_cells), temperature=args.temperature,
+        multiplier=args.multiplier, backbone_width=args.backbone_width,
+        finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile)
 

@@ -29,7 +29,10 @@ class RunConfig:
         search_epochs: architecture search epochs.
         pretrain_epochs: contrastive pretraining of the derived network (ssl).
         finetune_epochs: classifier training epochs.
-        batch_size: Defaults to 128.
+        batch_size: batch size of the contrastive and search steps. Defaults
+            to 128.
+        finetune_batch_size: batch size of the classifier training (few
+            labels need small batches). Defaults to 32.
         backbone_width: width of the small backbones. Defaults to 64.
         channels, length, num_cells, num_steps, multiplier, node_multiplier,
             dropout, primitives: the search space (REFERENCE.md §2).
@@ -58,6 +61,7 @@ class RunConfig:
     pretrain_epochs: int = 10
     finetune_epochs: int = 60
     batch_size: int = 128
+    finetune_batch_size: int = 32
     backbone_width: int = 64
     channels: int = 64
     length: int = 4

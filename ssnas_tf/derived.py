@@ -3,8 +3,9 @@
 Each cell applies its inner steps to its two chosen inputs (x = h1, y = h2),
 with the same concat / residual / LayerNorm as during search; the network
 output is the concatenation of the genotype's `concat` cells -> LayerNorm ->
-ReLU -> flatten. Only the backbone features the genotype uses get reshape
-layers, so unused backbone taps cost nothing.
+ReLU -> flatten. Only live cells (those whose output reaches the network output) are built,
+and only the backbone features they read get reshape layers, so unused
+backbone taps and dead cells cost nothing.
 """
 
 import keras
@@ -102,7 +103,9 @@ class DerivedNetwork(layers.Layer):
         self.reshapes = {name: FeatureReshape(channels, length, dropout,
                                               name=f"reshape_{name}")
                          for name in genotype.used_inputs}
+        live = set(genotype.live_cells)
         self.cells = [DerivedCell(s, channels, length, dropout, name=f"cell_{k + 1}")
+                      if k in live else None
                       for k, s in enumerate(genotype.steps)]
 
     @property
@@ -119,7 +122,8 @@ class DerivedNetwork(layers.Layer):
             self.reshapes[name].build(input_shape[name])
         cell_shape = (None, self.length, self.channels)
         for cell in self.cells:
-            cell.build([cell_shape, cell_shape])
+            if cell is not None:
+                cell.build([cell_shape, cell_shape])
         self.output_norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
         self.output_norm.build(
             (None, self.length, len(self.genotype.concat) * self.channels))
@@ -130,7 +134,8 @@ class DerivedNetwork(layers.Layer):
                   if name in self.reshapes else None for name in g.inputs]
         for k, cell in enumerate(self.cells):
             i, j = g.cell_inputs(k)
-            states.append(cell([states[i], states[j]], training=training))
+            states.append(None if cell is None
+                          else cell([states[i], states[j]], training=training))
         return fusion_output(self, [states[i] for i in g.concat])
 
     def compute_output_shape(self, input_shape):

@@ -24,7 +24,10 @@ The label files sit at the top of the version directory, beside
 `saved_model.pb`, `variables/` and `assets/`, and ignore the rest. TF Serving
 loads only directories whose name is an integer, so the temporary directory is
 never served, and a version directory appears in one `os.replace` with all its
-files in place.
+files in place. A failed export removes its temporary directory; one left by a
+killed process is harmless and may be deleted. Two exports racing for the same
+version: the second fails with FileExistsError (rename never replaces a
+non-empty directory).
 
 The serving function (signature `serving_default`):
 

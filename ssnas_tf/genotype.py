@@ -85,9 +85,24 @@ class Genotype:
         return len(self.steps)
 
     @property
+    def live_cells(self):
+        """Indices (0-based) of the cells whose output reaches `concat`.
+
+        A cell outside `concat` that no later live cell reads is dead: the
+        derived network does not build it (the reference builds and trains it
+        although nothing reads it).
+        """
+        k = len(self.inputs)
+        live = {i - k for i in self.concat}
+        for cell in range(self.num_cells - 1, -1, -1):
+            if cell in live:
+                live.update(i - k for i in self.cell_inputs(cell) if i >= k)
+        return tuple(sorted(live))
+
+    @property
     def used_inputs(self):
-        """Names of the backbone features some cell reads, in node order."""
-        used = {index for _, index in self.edges}
+        """Names of the backbone features the live cells read, in node order."""
+        used = {i for c in self.live_cells for i in self.cell_inputs(c)}
         return tuple(n for i, n in enumerate(self.inputs) if i in used)
 
     def cell_inputs(self, k):

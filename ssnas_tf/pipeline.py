@@ -381,9 +381,9 @@ class Run:
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate), loss=loss,
                            jit_compile=c.jit_compile)
-        steps = steps_per_epoch(len(s.labeled), c.batch_size)
-        train = labeled_batches(ds, s.labeled, c.batch_size, c.seed + 3, shuffle=True,
-                                repeat=True)
+        steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
+        train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
+                                shuffle=True, repeat=True)
         _log(f"[ssnas] finetune: classifier on the {origin}, {c.finetune_epochs} "
              f"epochs x {steps} steps on {len(s.labeled)} labeled samples")
         classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
