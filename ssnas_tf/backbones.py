@@ -924,3 +924,52 @@ def pretrain_backbones(backbones, dataset, train_index,
             batch_size, seed, temperature, learning_rate, projection_dim, verbose)
         results[modality] = history if return_history else history[-1]
     return results
+
+
+# ---------------------------------------------------------------------------
+# The BM-NAS reference backbones, for `build_backbones(custom=...)`.
+
+
+def reference_backbones(dataset, image_weights=None):
+    """The MM-IMDB reference extractors for a dataset's modalities.
+
+    Image modalities get `vgg19_taps` (Image_1..4 = relu4_1, relu4_4, relu5_3,
+    pool5); a 300-d vector modality (mean word2vec, MM-IMDB's `features`) gets
+    `maxout_mlp_taps` (Text_1, Text_2); a token-sequence modality gets the mean
+    of its word vectors (`dataset.extras["embedding"]`, frozen, when present;
+    else a learned 300-d embedding) followed by the Maxout MLP. Other
+    modalities are left to `build_backbones`' small backbones.
+
+    Args:
+        dataset: a `MultimodalDataset`.
+        image_weights: None, "imagenet" (downloaded by Keras on first use) or
+            a local VGG19 weights file. Defaults to None (random weights).
+
+    Returns:
+        A dict modality -> model, to pass as `build_backbones(custom=...)`.
+    """
+    images = [m for m, k in dataset.kinds.items() if k == "image"]
+    texts = [m for m, k in dataset.kinds.items()
+             if k == "sequence" or (k == "vector" and dataset.inputs[m].shape[1] == 300)]
+    custom = {}
+    for modality in images:
+        prefix = "Image" if len(images) == 1 else f"Image_{modality}"
+        custom[modality] = vgg19_taps(image_weights, dataset.inputs[modality].shape[1:],
+                                      feature_prefix=prefix, name=f"{modality}_vgg19")
+    for modality in texts:
+        prefix = "Text" if len(texts) == 1 else f"Text_{modality}"
+        mlp = maxout_mlp_taps(300, feature_prefix=prefix, name=f"{modality}_maxout")
+        if dataset.kinds[modality] == "vector":
+            custom[modality] = mlp
+            continue
+        embedding = dataset.extras.get("embedding")
+        vocab = int(embedding.shape[0]) if embedding is not None else \
+            int(dataset.inputs[modality].max()) + 1
+        ids = keras.Input(dataset.inputs[modality].shape[1:], dtype="int32", name=modality)
+        mean = MaskedTokenMean(vocab, 300, embedding_trainable=embedding is None,
+                               name=f"{modality}_word_mean")
+        vectors = mean(ids)
+        if embedding is not None:
+            mean.set_embedding(embedding)
+        custom[modality] = keras.Model(ids, mlp(vectors), name=f"{modality}_maxout_text")
+    return custom

@@ -46,6 +46,10 @@ def _config_flags(parser):
     g.add_argument("--multiplier", type=int, default=defaults.multiplier,
                    help="how many of the last cells form the output")
     g.add_argument("--backbone-width", type=int, default=defaults.backbone_width)
+    g.add_argument("--backbones", default=defaults.backbones, choices=("small", "reference"),
+                   help="reference = VGG19 taps + Maxout MLP (BM-NAS, MM-IMDB)")
+    g.add_argument("--image-weights", default=None,
+                   help="VGG19 weights for --backbones reference: imagenet or a file")
     g.add_argument("--finetune-batch-size", type=int, default=defaults.finetune_batch_size)
     g.add_argument("--temperature", type=float, default=defaults.temperature)
     g.add_argument("--primitives", default=",".join(defaults.primitives),
@@ -76,6 +80,7 @@ def _config_from_args(args):
         batch_size=args.batch_size, channels=args.channels, length=args.length,
         num_cells=args.num_cells, num_steps=args.num_steps,
         multiplier=args.multiplier, backbone_width=args.backbone_width,
+        backbones=args.backbones, image_weights=args.image_weights,
         finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile)

@@ -34,6 +34,11 @@ class RunConfig:
         finetune_batch_size: batch size of the classifier training (few
             labels need small batches). Defaults to 32.
         backbone_width: width of the small backbones. Defaults to 64.
+        backbones: "small" (a small CNN / MLP per modality) or "reference"
+            (BM-NAS's VGG19 taps for images and Maxout MLP for 300-d text;
+            `backbones.reference_backbones`). Defaults to "small".
+        image_weights: VGG19 weights for "reference": None, "imagenet" or a
+            local weights file. Defaults to None.
         channels, length, num_cells, num_steps, multiplier, node_multiplier,
             dropout, primitives: the search space (REFERENCE.md §2).
         temperature: NT-Xent tau. Defaults to 0.2.
@@ -63,6 +68,8 @@ class RunConfig:
     batch_size: int = 128
     finetune_batch_size: int = 32
     backbone_width: int = 64
+    backbones: str = "small"
+    image_weights: Optional[str] = None
     channels: int = 64
     length: int = 4
     num_cells: int = 2
@@ -95,6 +102,8 @@ class RunConfig:
                      "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.backbones not in ("small", "reference"):
+            raise ValueError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
 

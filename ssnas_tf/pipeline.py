@@ -55,7 +55,9 @@ from ssnas_tf.tracking import GenotypeTracker
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
-    "mfeat": {"pix": {"flip": False, "crop_scale": (0.6, 1.0)}},  # digits
+    # 16x15 digits: no flips, mild crops, rotation, no blur (it erases them)
+    "mfeat": {"pix": {"flip": False, "crop_scale": (0.6, 1.0), "rotation": 10.0,
+                      "blur_p": 0.0, "jitter_strength": 0.3}},
     "avmnist": {"image": {"flip": False, "crop_scale": (0.6, 1.0)}},
 }
 
@@ -205,7 +207,10 @@ class Run:
         start = time.perf_counter()
         self._seed(1)
         pool = np.union1d(self.splits.labeled, self.splits.unlabeled)
-        backbones = backbones_lib.build_backbones(self.dataset, pool, width=c.backbone_width)
+        custom = (backbones_lib.reference_backbones(self.dataset, c.image_weights)
+                  if c.backbones == "reference" else None)
+        backbones = backbones_lib.build_backbones(self.dataset, pool, width=c.backbone_width,
+                                                  custom=custom)
         if c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
                  f"{c.backbone_epochs} epochs on {len(pool)} samples (labels unused)")
@@ -274,7 +279,7 @@ class Run:
              f"genotype kept by {criterion}")
         model.fit(tf.data.Dataset.zip((train, valid)),
                   epochs=c.search_epochs, steps_per_epoch=steps,
-                  callbacks=[tracker], verbose=self.verbose, **validation)
+                  callbacks=[tracker], verbose=self.verbose, shuffle=False, **validation)
         genotype = tracker.best_genotype
         genotype.save(self.path("genotype.json"))
         self._draw(genotype)
@@ -356,7 +361,7 @@ class Run:
         _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
              f"steps on {len(s.unlabeled)} unlabeled samples")
         model.fit(pairs, epochs=c.pretrain_epochs, steps_per_epoch=steps,
-                  verbose=self.verbose)
+                  verbose=self.verbose, shuffle=False)
         atomic_save_model(encoder, self.path("encoder.keras"))
         return self._record(seconds={"pretrain": round(time.perf_counter() - start, 1)})
 
@@ -387,7 +392,7 @@ class Run:
         _log(f"[ssnas] finetune: classifier on the {origin}, {c.finetune_epochs} "
              f"epochs x {steps} steps on {len(s.labeled)} labeled samples")
         classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
-                       verbose=self.verbose)
+                       verbose=self.verbose, shuffle=False)
         atomic_save_model(classifier, self.path("classifier.keras"))
         return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 

@@ -1,0 +1,317 @@
+"""End to end on mfeat with a tiny configuration: `Run.run_all`, the artifacts
+of every step, the TF Serving export in a fresh process, and the step-by-step
+CLI.
+
+The tiny ssl run is made once per pytest session (`finished_tiny_run`, also
+used by test_cli_errors.py) and never modified: tests that change a run
+directory work on a copy.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from ssnas_tf.cli import main
+from ssnas_tf.config import RunConfig
+from ssnas_tf.data import load_dataset
+from ssnas_tf.genotype import Genotype
+from ssnas_tf.input_pipeline import to_model_inputs
+from ssnas_tf.pipeline import Run
+from ssnas_tf.splits import make_splits
+
+TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune_epochs=1,
+                 batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,
+                 length=4, num_cells=2, num_steps=1, projection_dim=16)
+
+# The CLI has no flags for the backbone width, projection size or fine-tuning
+# batch size, so a CLI run uses their defaults.
+TINY_FLAGS = ["--epochs", "1", "--backbone-epochs", "1", "--pretrain-epochs", "1",
+              "--finetune-epochs", "1", "--batch-size", "64", "--channels", "8",
+              "--length", "4", "--num-steps", "1"]
+
+STEP_SECONDS = ("backbones", "search", "pretrain", "finetune", "evaluate", "export")
+RESULT_KEYS = ("dataset", "method", "label_fraction", "seed", "weighted_f1", "accuracy",
+               "genotype", "export_dir", "splits", "seconds")
+ARTIFACTS = ("config.json", "splits.json", "backbones.keras", "search_log.jsonl",
+             "genotype.json", "architecture.svg", "architecture.png", "encoder.keras",
+             "classifier.keras", "results.json")
+
+_FINISHED = {}
+
+
+def finished_tiny_run(tmp_path_factory):
+    """The tiny ssl run's directory and results, made once per session.
+
+    Treat the directory as read-only; copy it (`copy_run`) to change it.
+    """
+    if "ssl" not in _FINISHED:
+        directory = str(tmp_path_factory.mktemp("tiny_ssl") / "run")
+        results = Run(directory, TINY, verbose=0).run_all()
+        _FINISHED["ssl"] = (directory, results)
+    return _FINISHED["ssl"]
+
+
+def copy_run(source, target, skip=()):
+    """Copies a run directory, leaving out the top-level names in `skip`."""
+    shutil.copytree(source, target, ignore=lambda d, names: [
+        n for n in names if d == str(source) and n in skip])
+    return str(target)
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _softmax(logits):
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _tmp_leftovers(directory):
+    return [os.path.join(d, n) for d, dirs, files in os.walk(directory)
+            for n in dirs + files if n.startswith(".tmp-")]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    return finished_tiny_run(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def mfeat():
+    return load_dataset("mfeat")
+
+
+def test_run_all_writes_every_artifact(tiny_run):
+    directory, _ = tiny_run
+    for name in ARTIFACTS:
+        path = os.path.join(directory, name)
+        assert os.path.isfile(path) and os.path.getsize(path) > 0, name
+    assert not _tmp_leftovers(directory)
+
+
+def test_config_and_splits(tiny_run, mfeat):
+    directory, _ = tiny_run
+    with open(os.path.join(directory, "config.json")) as f:
+        assert RunConfig.from_json(f.read()) == TINY
+    # A run directory reopens from its config.json alone.
+    assert Run(directory).config == TINY
+    splits = _read_json(os.path.join(directory, "splits.json"))
+    expected = make_splits(mfeat, "ssl", 0.1, 0)
+    for name, index in expected.to_dict().items():
+        assert splits[name] == index, name
+    assert splits["sizes"] == expected.sizes() == {
+        "test": 500, "labeled": 150, "unlabeled": 1350,
+        "search_train": len(expected.search_train),
+        "search_valid": len(expected.search_valid)}
+
+
+def test_search_log_has_one_line_per_epoch(tiny_run):
+    directory, _ = tiny_run
+    with open(os.path.join(directory, "search_log.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    assert len(lines) == TINY.search_epochs
+    record = lines[0]
+    assert record["epoch"] == 1 and np.isfinite(record["score"])
+    weights = {k: np.asarray(v) for k, v in record["arch_weights"].items()}
+    assert set(weights) == {"alpha", "beta", "gamma"}
+    num_features = 12  # six modalities, two taps each
+    cells, steps = TINY.num_cells, TINY.num_steps
+    assert weights["alpha"].shape == (sum(num_features + k for k in range(cells)), 2)
+    assert weights["beta"].shape == (cells, sum(2 + m for m in range(steps)), 2)
+    assert weights["gamma"].shape == (cells, steps, len(TINY.primitives))
+    for w in weights.values():  # logged softmaxed
+        np.testing.assert_allclose(w.sum(axis=-1), 1.0, atol=1e-3)
+    genotype = Genotype.from_dict(record["genotype"])
+    assert genotype.num_cells == cells
+
+
+def test_genotype_and_pictures(tiny_run):
+    directory, results = tiny_run
+    genotype = Genotype.load(os.path.join(directory, "genotype.json"))
+    assert genotype.to_dict() == results["genotype"]
+    assert genotype.num_cells == TINY.num_cells
+    assert len(genotype.inputs) == 12
+    assert all(len(s.inner_steps) == TINY.num_steps and "zero" not in s.inner_steps
+               for s in genotype.steps)
+    with open(os.path.join(directory, "search_log.jsonl")) as f:
+        best = json.loads(f.readlines()[results["search_best_epoch"] - 1])
+    assert best["genotype"] == results["genotype"]
+    with open(os.path.join(directory, "architecture.svg")) as f:
+        svg = f.read()
+    assert "<svg" in svg and svg.rstrip().endswith("</svg>")
+    with open(os.path.join(directory, "architecture.png"), "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_results_json(tiny_run):
+    directory, returned = tiny_run
+    results = _read_json(os.path.join(directory, "results.json"))
+    assert results == returned
+    for key in RESULT_KEYS:
+        assert key in results, key
+    assert results["dataset"] == "mfeat" and results["method"] == "ssl"
+    assert results["label_fraction"] == 0.1 and results["seed"] == 0
+    assert 0.0 <= results["weighted_f1"] <= 1.0
+    assert 0.0 <= results["accuracy"] <= 1.0
+    assert results["splits"]["test"] == 500
+    for step in STEP_SECONDS:
+        assert isinstance(results["seconds"][step], (int, float)), step
+        assert results["seconds"][step] >= 0, step
+    assert results["seconds"]["pretrain"] > 0  # ssl pretrains
+    assert results["export_dir"] == os.path.abspath(
+        os.path.join(directory, "export", "ssnas_mfeat", "1"))
+
+
+def test_export_has_tf_serving_layout(tiny_run, mfeat):
+    directory, results = tiny_run
+    model_dir = os.path.join(directory, "export", "ssnas_mfeat")
+    assert os.listdir(model_dir) == ["1"]
+    version_dir = os.path.join(model_dir, "1")
+    names = set(os.listdir(version_dir))
+    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json"} <= names
+    with open(os.path.join(version_dir, "labels.txt")) as f:
+        assert f.read().splitlines() == list(mfeat.label_names)
+    info = _read_json(os.path.join(version_dir, "serving_info.json"))
+    assert info["inputs"]["pix"] == {"shape": [None, 16, 15, 1], "dtype": "uint8",
+                                     "preprocessing": "cast to float32, divided by 255"}
+    for name in ("fou", "fac", "kar", "zer", "mor"):
+        assert info["inputs"][name] == {
+            "shape": [None, mfeat.inputs[name].shape[1]], "dtype": "float32"}
+    assert info["multilabel"] is False and info["label_names"] == list(mfeat.label_names)
+
+
+SERVE = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    export_dir, work = sys.argv[1], sys.argv[2]
+    names = json.loads(sys.argv[3])
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    out = serve(**{n: tf.constant(np.load(f"{work}/{n}.npy")) for n in names})
+    np.save(f"{work}/probabilities.npy", out["probabilities"].numpy())
+    np.save(f"{work}/predictions.npy", out["predictions"].numpy())
+    spec = serve.structured_input_signature[1]
+    assert "ssnas_tf" not in sys.modules, "ssnas_tf was imported"
+    print(json.dumps({
+        "inputs": {k: [v.dtype.name, v.shape.as_list()] for k, v in spec.items()},
+        "outputs": sorted(serve.structured_outputs),
+        "ssnas_tf": sorted(m for m in sys.modules if m.split(".")[0] == "ssnas_tf")}))
+""")
+
+
+def test_export_serves_raw_inputs_in_a_fresh_process(tiny_run, mfeat, tmp_path):
+    directory, results = tiny_run
+    test = make_splits(mfeat, "ssl", 0.1, 0).test[:7]
+    raw = {name: array[test] for name, array in mfeat.inputs.items()}
+    assert raw["pix"].dtype == np.uint8 and raw["pix"].shape == (7, 16, 15, 1)
+    for name in ("fou", "fac", "kar", "zer", "mor"):
+        assert raw[name].dtype == np.float32
+    for name, array in raw.items():
+        np.save(tmp_path / f"{name}.npy", array)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run(
+        [sys.executable, "-c", SERVE, results["export_dir"], str(tmp_path),
+         json.dumps(list(raw))],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["ssnas_tf"] == []
+    assert report["outputs"] == ["predictions", "probabilities"]
+    assert report["inputs"]["pix"] == ["uint8", [None, 16, 15, 1]]
+    assert report["inputs"]["fou"] == ["float32", [None, 76]]
+
+    classifier = keras.models.load_model(os.path.join(directory, "classifier.keras"))
+    logits = classifier.predict(to_model_inputs(raw, mfeat.kinds), verbose=0)
+    expected = _softmax(np.asarray(logits, np.float64))
+    served = np.load(tmp_path / "probabilities.npy")
+    assert served.shape == (7, 10)
+    np.testing.assert_allclose(served, expected, atol=1e-4)
+    np.testing.assert_array_equal(np.load(tmp_path / "predictions.npy"),
+                                  expected.argmax(axis=1))
+
+
+def _check_cli_results(directory, method):
+    results = _read_json(os.path.join(directory, "results.json"))
+    for key in RESULT_KEYS:
+        assert key in results, key
+    assert results["method"] == method
+    for step in ("search", "finetune", "evaluate", "export"):
+        assert results["seconds"][step] >= 0, step
+    Genotype.from_dict(results["genotype"])
+    assert results["export_dir"] == os.path.abspath(
+        os.path.join(directory, "export", "ssnas_mfeat", "1"))
+    assert os.path.isfile(os.path.join(results["export_dir"], "saved_model.pb"))
+    assert not _tmp_leftovers(directory)
+    return results
+
+
+def test_cli_step_by_step_supervised(tmp_path, capsys):
+    """The step-by-step CLI on a supervised run: search, pretrain (skipped),
+    finetune, evaluate, export, each exit code 0. No backbone pretraining to
+    stay fast (the CLI cannot shrink the backbones)."""
+    d = str(tmp_path / "sup")
+    flags = [f for f in TINY_FLAGS]
+    flags[flags.index("--backbone-epochs") + 1] = "0"
+    assert main(["search", "--output", d, "--method", "supervised", *flags]) == 0
+    assert Run(d).config.method == "supervised"
+    for name in ("config.json", "splits.json", "backbones.keras", "genotype.json",
+                 "search_log.jsonl", "architecture.svg", "architecture.png"):
+        assert os.path.isfile(os.path.join(d, name)), name
+    assert main(["pretrain", "--output", d]) == 0
+    assert not os.path.exists(os.path.join(d, "encoder.keras"))
+    assert main(["finetune", "--output", d]) == 0
+    assert main(["evaluate", "--output", d]) == 0
+    assert main(["export", "--output", d]) == 0
+    results = _check_cli_results(d, "supervised")
+    assert results["seconds"]["pretrain"] == 0.0
+    assert results["search_criterion"].startswith("validation weighted F1")
+    assert "ssnas " not in capsys.readouterr().err  # no "ssnas <cmd>: error"
+
+
+@pytest.mark.slow
+def test_cli_step_by_step_ssl(tmp_path, capsys):
+    """`ssnas search` with the tiny flags, then each later step."""
+    d = str(tmp_path / "ssl")
+    assert main(["search", "--output", d, *TINY_FLAGS]) == 0
+    assert main(["pretrain", "--output", d]) == 0
+    assert os.path.isfile(os.path.join(d, "encoder.keras"))
+    assert main(["finetune", "--output", d]) == 0
+    assert main(["evaluate", "--output", d]) == 0
+    assert main(["export", "--output", d]) == 0
+    results = _check_cli_results(d, "ssl")
+    assert results["seconds"]["pretrain"] > 0
+    # A second export is the next version; the first is kept as it was.
+    assert main(["export", "--output", d]) == 0
+    assert sorted(os.listdir(os.path.join(d, "export", "ssnas_mfeat"))) == ["1", "2"]
+    assert "error" not in capsys.readouterr().err
+
+
+def test_cli_finetune_with_another_genotype(tiny_run, tmp_path, mfeat):
+    """`finetune --genotype` on a copy of the finished run, then evaluate and
+    export into another root: a classifier for that genotype."""
+    directory, results = tiny_run
+    d = copy_run(directory, tmp_path / "copy", skip=("classifier.keras", "results.json",
+                                                     "export"))
+    other = dict(results["genotype"])
+    other["steps"] = [dict(s, inner_steps=["sum"]) for s in other["steps"]]
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(other))
+    root = str(tmp_path / "served")
+    assert main(["finetune", "--output", d, "--genotype", str(path)]) == 0
+    assert main(["evaluate", "--output", d]) == 0
+    assert main(["export", "--output", d, "--export-root", root, "--model-name", "other",
+                 "--model-version", "3"]) == 0
+    new = _read_json(os.path.join(d, "results.json"))
+    assert new["export_dir"] == os.path.abspath(os.path.join(root, "other", "3"))
+    assert os.path.isfile(os.path.join(root, "other", "3", "saved_model.pb"))
+    assert 0.0 <= new["weighted_f1"] <= 1.0
