@@ -9,6 +9,7 @@ batch norm, ReLU and dropout.
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 
@@ -16,6 +17,25 @@ def adaptive_windows(size_in, size_out):
     """PyTorch's adaptive pooling windows: [floor(i*n/m), ceil((i+1)*n/m))."""
     return [(i * size_in // size_out, -(-(i + 1) * size_in // size_out))
             for i in range(size_out)]
+
+
+def uniform_window(size_in, size_out):
+    """(size, stride) when all adaptive windows have one size and stride, else None."""
+    windows = adaptive_windows(size_in, size_out)
+    sizes = {stop - start for start, stop in windows}
+    strides = {b[0] - a[0] for a, b in zip(windows, windows[1:])} or {1}
+    if len(sizes) == 1 and len(strides) == 1:
+        return sizes.pop(), strides.pop()
+    return None
+
+
+def adaptive_max_pool_2d(x, side):
+    """Adaptive max pooling of (N, H, W, C) maps to (N, side, side, C)."""
+    rows, cols = uniform_window(x.shape[1], side), uniform_window(x.shape[2], side)
+    if rows and cols:
+        # One pooling op over the whole map: a single pass over the (large) input.
+        return tf.nn.max_pool2d(x, (rows[0], cols[0]), (rows[1], cols[1]), "VALID")
+    return adaptive_max_pool(adaptive_max_pool(x, 1, side), 2, side)
 
 
 def adaptive_max_pool(x, axis, size_out):
@@ -88,7 +108,7 @@ class FeatureReshape(layers.Layer):
                 return ops.take(x, index, axis=1)
             return adaptive_max_pool(x, 1, self.length)
         side = math.isqrt(self.length)
-        x = adaptive_max_pool(adaptive_max_pool(x, 1, side), 2, side)
+        x = adaptive_max_pool_2d(x, side)
         return ops.reshape(x, (-1, self.length, x.shape[-1]))
 
     def call(self, x, training=None):

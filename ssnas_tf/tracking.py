@@ -47,7 +47,7 @@ class GenotypeTracker(keras.callbacks.Callback):
         if self._better(score):
             self.best_genotype, self.best_score, self.best_epoch = genotype, score, epoch + 1
         record = {"epoch": epoch + 1, "score": score,
-                  "arch_weights": {k: np.round(v, 5).tolist()
+                  "arch_weights": {k: np.round(v.astype(np.float64), 5).tolist()
                                    for k, v in network.arch_weights().items()},
                   "genotype": genotype.to_dict()}
         self.history.append(record)

@@ -30,11 +30,12 @@ TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune
                  batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,
                  length=4, num_cells=2, num_steps=1, projection_dim=16)
 
-# The CLI has no flags for the backbone width, projection size or fine-tuning
-# batch size, so a CLI run uses their defaults.
+# TINY as CLI flags (there is no flag for the projection size: a CLI run uses
+# the default).
 TINY_FLAGS = ["--epochs", "1", "--backbone-epochs", "1", "--pretrain-epochs", "1",
-              "--finetune-epochs", "1", "--batch-size", "64", "--channels", "8",
-              "--length", "4", "--num-steps", "1"]
+              "--finetune-epochs", "1", "--batch-size", "64", "--finetune-batch-size",
+              "32", "--backbone-width", "8", "--channels", "8", "--length", "4",
+              "--num-cells", "2", "--num-steps", "1"]
 
 STEP_SECONDS = ("backbones", "search", "pretrain", "finetune", "evaluate", "export")
 RESULT_KEYS = ("dataset", "method", "label_fraction", "seed", "weighted_f1", "accuracy",
@@ -255,14 +256,24 @@ def _check_cli_results(directory, method):
     return results
 
 
+def test_cli_pretrain_is_skipped_for_supervised(tiny_run, tmp_path):
+    """Cheap stand-in for the slow supervised run: `pretrain` on a supervised
+    run directory trains nothing and records 0 s."""
+    directory, _ = tiny_run
+    d = copy_run(directory, tmp_path / "sup", skip=("encoder.keras",))
+    with open(os.path.join(d, "config.json"), "w") as f:
+        f.write(TINY.replace(method="supervised").to_json())
+    assert main(["pretrain", "--output", d]) == 0
+    assert not os.path.exists(os.path.join(d, "encoder.keras"))
+    assert _read_json(os.path.join(d, "results.json"))["seconds"]["pretrain"] == 0.0
+
+
+@pytest.mark.slow
 def test_cli_step_by_step_supervised(tmp_path, capsys):
     """The step-by-step CLI on a supervised run: search, pretrain (skipped),
-    finetune, evaluate, export, each exit code 0. No backbone pretraining to
-    stay fast (the CLI cannot shrink the backbones)."""
+    finetune, evaluate, export, each exit code 0."""
     d = str(tmp_path / "sup")
-    flags = [f for f in TINY_FLAGS]
-    flags[flags.index("--backbone-epochs") + 1] = "0"
-    assert main(["search", "--output", d, "--method", "supervised", *flags]) == 0
+    assert main(["search", "--output", d, "--method", "supervised", *TINY_FLAGS]) == 0
     assert Run(d).config.method == "supervised"
     for name in ("config.json", "splits.json", "backbones.keras", "genotype.json",
                  "search_log.jsonl", "architecture.svg", "architecture.png"):

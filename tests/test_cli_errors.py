@@ -1,0 +1,295 @@
+"""Bad input to the `ssnas` CLI: exit code 2, a clear message on stderr, and
+earlier results left exactly as they were (same bytes, same mtimes).
+
+Most cases point `--output` (with `--overwrite`) at a copy of a finished tiny
+run, so a check that came too late would damage real results.
+"""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from ssnas_tf.cli import main
+from ssnas_tf.data import DATASETS
+from ssnas_tf.version import __version__
+from test_pipeline import TINY_FLAGS, copy_run, finished_tiny_run
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    return finished_tiny_run(tmp_path_factory)[0]
+
+
+@pytest.fixture
+def run_copy(finished, tmp_path):
+    return copy_run(finished, tmp_path / "run")
+
+
+def snapshot(directory):
+    """Relative path -> (sha256, mtime_ns) of every file; folders -> None."""
+    out = {}
+    for folder, dirs, files in os.walk(directory):
+        for name in dirs:
+            out[os.path.relpath(os.path.join(folder, name), directory)] = None
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(path, directory)] = (digest, os.stat(path).st_mtime_ns)
+    return out
+
+
+def _bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        return stop.code
+
+
+def fails(argv, capsys, *needles):
+    """Runs the CLI; asserts exit code 2 and an error naming all `needles`."""
+    code = exit_code(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip(), "no message on stderr"
+    if argv[0] in ("run", "search", "pretrain", "finetune", "evaluate", "export"):
+        assert f"ssnas {argv[0]}: error: " in err, err
+        assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+    return err
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == __version__
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "usage: ssnas" in capsys.readouterr().out
+
+
+# -- inputs of a new run: --output is a finished run, with --overwrite --------
+
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_unknown_dataset_lists_the_known_ones(command, run_copy, capsys):
+    before = snapshot(run_copy)
+    fails([command, "--dataset", "nosuchdata", "--output", run_copy, "--overwrite"],
+          capsys, "unknown dataset 'nosuchdata'", *sorted(DATASETS))
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("dataset, data_dir", [
+    ("avmnist", "/nonexistent/avmnist_data"),
+    ("mfeat", "/nonexistent/mfeat_csv"),
+    ("csv", "/nonexistent/table.csv"),
+])
+def test_missing_data_directory_names_the_path(dataset, data_dir, run_copy, capsys):
+    before = snapshot(run_copy)
+    fails(["run", "--dataset", dataset, "--data-dir", data_dir, "--output", run_copy,
+           "--overwrite"], capsys, data_dir)
+    assert snapshot(run_copy) == before
+
+
+def test_dataset_that_needs_a_data_dir(run_copy, capsys):
+    before = snapshot(run_copy)
+    fails(["run", "--dataset", "avmnist", "--output", run_copy, "--overwrite"],
+          capsys, "avmnist", "data_dir")
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("fraction", ["0", "-0.1", "1.5"])
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_label_fraction_outside_unit_interval(command, fraction, run_copy, capsys):
+    before = snapshot(run_copy)
+    fails([command, "--label-fraction", fraction, "--output", run_copy, "--overwrite"],
+          capsys, "--label-fraction", "(0, 1]")
+    assert snapshot(run_copy) == before
+
+
+def test_label_fraction_that_leaves_classes_unlabeled(run_copy, capsys):
+    before = snapshot(run_copy)
+    # mfeat: 150 pool samples per digit, and 0.002 * 150 rounds to 0.
+    fails(["run", "--label-fraction", "0.002", "--output", run_copy, "--overwrite"],
+          capsys, "--label-fraction 0.002", "without a labeled sample")
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--label-fraction", "0"], ["--label-fraction"]),
+    (["--label-fraction", "0.002"], ["without a labeled sample"]),
+    (["--dataset", "nosuchdata"], ["unknown dataset"]),
+    (["--dataset", "avmnist", "--data-dir", "/nonexistent/av"], ["/nonexistent/av"]),
+])
+def test_bad_new_run_creates_nothing(argv, needles, tmp_path, capsys):
+    output = str(tmp_path / "fresh")
+    fails(["run", "--output", output, *argv], capsys, *needles)
+    assert not os.path.exists(output)
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--primitives", "sum,conv_3x3"], ["conv_3x3"]),
+    (["--dataset-option", "views"], ["--dataset-option", "KEY=JSON"]),
+    (["--dataset-option", "colour=1"], ["colour"]),
+    (["--batch-size", "1"], ["batch_size"]),
+    (["--epochs", "-1"], ["search_epochs", ">= 0"]),
+])
+def test_other_bad_settings(argv, needles, run_copy, capsys):
+    before = snapshot(run_copy)
+    fails(["run", "--output", run_copy, "--overwrite", *argv], capsys, *needles)
+    assert snapshot(run_copy) == before
+
+
+def test_bad_choice_is_an_argparse_error(run_copy, capsys):
+    before = snapshot(run_copy)
+    fails(["run", "--method", "unsupervised", "--output", run_copy], capsys,
+          "invalid choice", "unsupervised")
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("command", ["run", "search"])
+def test_output_holding_results_needs_overwrite(command, run_copy, finished, capsys):
+    before = snapshot(run_copy)
+    fails([command, "--output", run_copy, *TINY_FLAGS], capsys, "--overwrite", run_copy)
+    assert snapshot(run_copy) == before
+    for name in ("results.json", "classifier.keras", "genotype.json"):
+        assert _bytes(os.path.join(run_copy, name)) == _bytes(os.path.join(finished, name))
+
+
+# -- corrupt genotypes given to a later step ----------------------------------
+
+def _corrupt(kind, genotype):
+    """(file text, needles naming the field) for one kind of corruption."""
+    g = json.loads(json.dumps(genotype))
+    if kind == "invalid_json":
+        return '{"inputs": ["fou_1", ', ["malformed JSON"]
+    if kind == "not_an_object":
+        return "[1, 2, 3]", ["expected a JSON object"]
+    if kind == "missing_field":
+        del g["steps"]
+        return json.dumps(g), ["steps: missing field"]
+    if kind == "unknown_primitive":
+        g["steps"][0]["inner_steps"][0] = "conv_3x3"
+        return json.dumps(g), ["steps[0].inner_steps[0]", "conv_3x3"]
+    if kind == "unknown_edge_op":
+        g["edges"][1][0] = "skip"
+        return json.dumps(g), ["edges[1]", "skip"]
+    if kind == "edge_index_out_of_range":
+        g["edges"][0][1] = 99
+        return json.dumps(g), ["edges[0]", "99", "out of range"]
+    if kind == "inner_index_out_of_range":
+        g["steps"][1]["inner_edges"][1][1] = 7
+        return json.dumps(g), ["steps[1].inner_edges[1]", "out of range"]
+    if kind == "concat_out_of_range":
+        g["concat"] = [g["concat"][0], 40]
+        return json.dumps(g), ["concat", "40", "out of range"]
+    if kind == "index_not_an_integer":
+        g["edges"][2][1] = "three"
+        return json.dumps(g), ["edges[2]", "integer"]
+    raise AssertionError(kind)
+
+
+CORRUPTIONS = ["invalid_json", "not_an_object", "missing_field", "unknown_primitive",
+               "unknown_edge_op", "edge_index_out_of_range", "inner_index_out_of_range",
+               "concat_out_of_range", "index_not_an_integer"]
+
+
+@pytest.mark.parametrize("kind", CORRUPTIONS)
+@pytest.mark.parametrize("command", ["finetune", "pretrain"])
+def test_corrupt_genotype_json_in_the_run(command, kind, run_copy, finished, capsys):
+    path = os.path.join(run_copy, "genotype.json")
+    with open(path) as f:
+        text, needles = _corrupt(kind, json.load(f))
+    with open(path, "w") as f:
+        f.write(text)
+    before = snapshot(run_copy)
+    fails([command, "--output", run_copy], capsys, path, *needles)
+    assert snapshot(run_copy) == before
+    for name in ("classifier.keras", "results.json", "encoder.keras"):
+        assert _bytes(os.path.join(run_copy, name)) == _bytes(os.path.join(finished, name))
+
+
+@pytest.mark.parametrize("kind", ["invalid_json", "unknown_primitive",
+                                  "edge_index_out_of_range", "concat_out_of_range"])
+@pytest.mark.parametrize("command", ["finetune", "pretrain"])
+def test_corrupt_genotype_flag(command, kind, run_copy, finished, tmp_path, capsys):
+    with open(os.path.join(finished, "genotype.json")) as f:
+        text, needles = _corrupt(kind, json.load(f))
+    bad = tmp_path / "bad.json"
+    bad.write_text(text)
+    before = snapshot(run_copy)
+    fails([command, "--output", run_copy, "--genotype", str(bad)], capsys, str(bad),
+          *needles)
+    assert snapshot(run_copy) == before
+    for name in ("classifier.keras", "results.json"):
+        assert _bytes(os.path.join(run_copy, name)) == _bytes(os.path.join(finished, name))
+
+
+def test_missing_genotype_flag_file(run_copy, tmp_path, capsys):
+    before = snapshot(run_copy)
+    missing = str(tmp_path / "nowhere" / "genotype.json")
+    fails(["finetune", "--output", run_copy, "--genotype", missing], capsys, missing)
+    assert snapshot(run_copy) == before
+
+
+def test_genotype_with_features_the_backbones_lack(run_copy, finished, tmp_path, capsys):
+    with open(os.path.join(finished, "genotype.json")) as f:
+        g = json.load(f)
+    g["inputs"] = [f"feature_{i}" for i in range(len(g["inputs"]))]
+    bad = tmp_path / "renamed.json"
+    bad.write_text(json.dumps(g))
+    before = snapshot(run_copy)
+    fails(["finetune", "--output", run_copy, "--genotype", str(bad)], capsys,
+          "inputs", "feature_")
+    assert snapshot(run_copy) == before
+
+
+# -- steps out of order -----------------------------------------------------
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune", "evaluate", "export"])
+def test_step_on_an_empty_directory(command, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fails([command, "--output", str(empty)], capsys, "config.json", "not found",
+          "ssnas run", "ssnas search")
+    assert os.listdir(empty) == []
+    missing = str(tmp_path / "missing")
+    fails([command, "--output", missing], capsys, "ssnas search")
+    assert not os.path.exists(missing)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_step_before_finetune(command, finished, tmp_path, capsys):
+    d = copy_run(finished, tmp_path / "run", skip=("classifier.keras", "export"))
+    before = snapshot(d)
+    fails([command, "--output", d], capsys, "classifier.keras", "ssnas finetune")
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("command", ["pretrain", "finetune"])
+def test_step_before_search(command, finished, tmp_path, capsys):
+    d = copy_run(finished, tmp_path / "run", skip=("genotype.json",))
+    before = snapshot(d)
+    fails([command, "--output", d], capsys, "genotype.json", "ssnas search")
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("text, needles", [
+    ("{not json", ["config.json", "malformed JSON"]),
+    ('{"dataset": "mfeat", "colour": 3}', ["config.json", "colour"]),
+    ('{"label_fraction": 0}', ["--label-fraction"]),
+])
+def test_corrupt_config_json(text, needles, run_copy, capsys):
+    with open(os.path.join(run_copy, "config.json"), "w") as f:
+        f.write(text)
+    before = snapshot(run_copy)
+    fails(["evaluate", "--output", run_copy], capsys, *needles)
+    assert snapshot(run_copy) == before
