@@ -684,7 +684,12 @@ def mask_sequences(sequences, seed: SeedLike, settings: Optional[SequenceAugment
 
 
 def mask_text(text, seed: SeedLike, settings: Optional[TextAugment] = None):
-    """Replaces random whitespace tokens of raw strings by "[MASK]".
+    """Normalises raw strings and replaces random whitespace tokens by "[MASK]".
+
+    tensorflow-text does the training-time text work: NFKC normalisation and
+    Unicode case folding (`normalize_utf8`, `case_fold_utf8`), whitespace
+    tokenisation and masking. Serving models never need it: their
+    `TextVectorization` lower-cases with core TF ops (UTF-8 aware).
 
     Tokens come from `tensorflow_text.WhitespaceTokenizer` and are joined back
     with single spaces, so runs of whitespace (newlines, tabs, double spaces)
@@ -706,7 +711,8 @@ def mask_text(text, seed: SeedLike, settings: Optional[TextAugment] = None):
     import tensorflow_text  # pylint: disable=import-outside-toplevel
 
     seed = _as_seed(seed)
-    flat = tf.reshape(text, [-1])
+    flat = tensorflow_text.case_fold_utf8(
+        tensorflow_text.normalize_utf8(tf.reshape(text, [-1]), "NFKC"))
     tokens = tensorflow_text.WhitespaceTokenizer().tokenize(flat)
     values = tokens.flat_values
     masked = _bernoulli(tf.shape(values), seed, settings.mask_prob)

@@ -409,7 +409,7 @@ def standardize_text(text):
     Returns:
         tf.string tensor of the same shape.
     """
-    text = tf.strings.lower(text)
+    text = tf.strings.lower(text, encoding="utf-8")
     text = tf.strings.regex_replace(text, _MASK_PATTERN, " ")
     return tf.strings.regex_replace(text, _PUNCTUATION, "")
 

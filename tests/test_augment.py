@@ -262,3 +262,9 @@ def test_view_pair_fn_in_tf_data_is_deterministic(batch):
                                      tf.constant([43, 0], tf.int64),
                                      tf.constant(1, tf.int64)))
     assert not _equal(other["photo"], first[1][0]["photo"])
+
+
+def test_text_is_nfkc_normalised_and_case_folded_with_tensorflow_text():
+    out = augment.mask_text(tf.constant(["Ｆｕｌｌ WIDTH ﬁne", "Straße"]), 0,
+                    TextAugment(mask_prob=1e-9))
+    assert [s.decode() for s in out.numpy()] == ["full width fine", "strasse"]
