@@ -52,6 +52,7 @@ def _config_flags(parser):
                    help="VGG19 weights for --backbones reference: imagenet or a file")
     g.add_argument("--finetune-batch-size", type=int, default=defaults.finetune_batch_size)
     g.add_argument("--temperature", type=float, default=defaults.temperature)
+    g.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
     g.add_argument("--primitives", default=",".join(defaults.primitives),
                    help="comma-separated primitive names")
     g.add_argument("--dataset-option", action="append", default=[], metavar="KEY=JSON",
@@ -82,6 +83,7 @@ def _config_from_args(args):
         multiplier=args.multiplier, backbone_width=args.backbone_width,
         backbones=args.backbones, image_weights=args.image_weights,
         finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
+        projection_dim=args.projection_dim,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile)
 

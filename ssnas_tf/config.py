@@ -102,6 +102,25 @@ class RunConfig:
                      "finetune_epochs"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("backbone_width", "channels", "length", "num_cells", "num_steps",
+                     "multiplier", "node_multiplier", "projection_dim",
+                     "finetune_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.multiplier > self.num_cells:
+            raise ValueError(f"multiplier ({self.multiplier}) must be <= num_cells "
+                             f"({self.num_cells})")
+        if self.node_multiplier > self.num_steps:
+            raise ValueError(f"node_multiplier ({self.node_multiplier}) must be <= "
+                             f"num_steps ({self.num_steps})")
+        for name in ("temperature", "learning_rate", "arch_learning_rate",
+                     "finetune_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.backbones not in ("small", "reference"):
             raise ValueError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
         if self.batch_size < 2:

@@ -39,7 +39,8 @@ The serving function (signature `serving_default`):
     * `probabilities`: float32 (N, K): softmax of the logits, or the sigmoid
       for a multi-label model.
     * `predictions`: int64. Multi-class: (N,) index of the most probable class.
-      Multi-label: (N, K) multi-hot, 1 where `probabilities >= threshold`.
+      Multi-label: (N, K) multi-hot, 1 where `probabilities > threshold`
+      (the rule `ssnas_tf.metrics.weighted_f1` scores).
   Class index i is line i of `labels.txt`.
 
 Only core TensorFlow ops may appear in the graph: a SavedModel with
@@ -280,7 +281,7 @@ def _serving_fn(model, num_classes, multilabel, threshold):
                 f"{num_classes}) for {num_classes} label names")
         if multilabel:
             probabilities = tf.sigmoid(logits)
-            predictions = tf.cast(probabilities >= threshold, tf.int64)
+            predictions = tf.cast(probabilities > threshold, tf.int64)
         else:
             probabilities = tf.nn.softmax(logits, axis=-1)
             predictions = tf.argmax(probabilities, axis=-1)

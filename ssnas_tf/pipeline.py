@@ -17,6 +17,7 @@ Run directory:
     architecture.svg/png picture of the derived architecture
     encoder.keras        backbones + derived network after step 2 (ssl)
     classifier.keras     the fine-tuned classifier (logits)
+    classifier_genotype.json  the genotype the classifier was built from
     results.json         metrics, genotype, seconds per step, export_dir
     export/<model>/<version>/   TF Serving SavedModel
 
@@ -29,6 +30,7 @@ paper gives both methods.
 
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import time
@@ -66,6 +68,14 @@ class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
 
 
+def _publish(tmp, path):
+    """Renames `tmp` onto `path` with the permissions a plain open() gives."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path, text):
     """Writes `text` to `path` through a temporary file in the same folder."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -73,7 +83,7 @@ def atomic_write_text(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -87,7 +97,7 @@ def atomic_save_model(model, path):
     os.close(fd)
     try:
         model.save(tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -126,6 +136,7 @@ class Run:
         self.config = config
         self._dataset = None
         self._splits = None
+        self._feature_names = None
 
     def path(self, name):
         return os.path.join(self.directory, name)
@@ -166,6 +177,12 @@ class Run:
                 f"{self.directory} already holds the results of a run; choose "
                 f"another --output or pass --overwrite")
         self.splits  # loads the data and checks the label fraction
+        maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
+        if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
+            raise ValueError(
+                f"--length {self.config.length}: the {maps} backbones give spatial "
+                f"maps, which are pooled to a sqrt(L) x sqrt(L) grid; use a square "
+                f"length such as 4, 9 or 16")
         os.makedirs(self.directory, exist_ok=True)
         atomic_write_text(self.path("config.json"), self.config.to_json())
         atomic_write_text(self.path("splits.json"), json.dumps(
@@ -281,7 +298,7 @@ class Run:
                   epochs=c.search_epochs, steps_per_epoch=steps,
                   callbacks=[tracker], verbose=self.verbose, shuffle=False, **validation)
         genotype = tracker.best_genotype
-        genotype.save(self.path("genotype.json"))
+        atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
         self._draw(genotype)
         seconds = round(time.perf_counter() - start, 1)
         _log(f"[ssnas] search: best genotype from epoch {tracker.best_epoch}\n"
@@ -312,7 +329,7 @@ class Run:
             os.close(fd)
             try:
                 draw_genotype(genotype, tmp, title=f"{self.config.dataset} / {self.config.method}")
-                os.replace(tmp, target)
+                _publish(tmp, target)
             finally:
                 if os.path.exists(tmp):
                     os.remove(tmp)
@@ -320,20 +337,35 @@ class Run:
     # -- the fixed network ---------------------------------------------------
 
     def load_genotype(self, path=None):
+        """The run's genotype.json, or the file at `path`; validated."""
+        if path is not None and not os.path.exists(path):
+            raise RunError(f"genotype file {path} not found")
         path = path or self.path("genotype.json")
         if not os.path.exists(path):
             raise RunError(f"{path} not found: run `ssnas search` first")
         genotype = Genotype.load(path)
+        self._check_features(genotype, path)
         return genotype
+
+    def _check_features(self, genotype, path):
+        """The genotype's features must be ones the run's backbones produce."""
+        if not os.path.exists(self.path("backbones.keras")):
+            return
+        names = self._backbone_features()
+        missing = [n for n in genotype.used_inputs if n not in names]
+        if missing:
+            raise GenotypeError(
+                f"{path}: inputs: the genotype uses features {missing} that the "
+                f"run's backbones do not produce ({names})")
+
+    def _backbone_features(self):
+        if self._feature_names is None:
+            self._feature_names = list(self._load("backbones.keras", "search").output)
+        return self._feature_names
 
     def build_encoder(self, genotype, backbones):
         """Raw inputs -> frozen backbones -> derived fusion network -> feature."""
         c = self.config
-        missing = [n for n in genotype.used_inputs if n not in backbones.output]
-        if missing:
-            raise GenotypeError(
-                f"inputs: the genotype uses features {missing} that the "
-                f"backbones do not produce ({list(backbones.output)})")
         inputs = {name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name)
                   for name, t in backbones.input.items()}
         features = backbones(inputs, training=False)
@@ -394,6 +426,8 @@ class Run:
         classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
                        verbose=self.verbose, shuffle=False)
         atomic_save_model(classifier, self.path("classifier.keras"))
+        # The genotype this classifier was built from (it may come from --genotype).
+        atomic_write_text(self.path("classifier_genotype.json"), genotype.to_json() + "\n")
         return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 
     def evaluate(self):
@@ -411,7 +445,8 @@ class Run:
         else:
             metrics["accuracy"] = round(accuracy(y, probs), 4)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
-        genotype = self.load_genotype()
+        genotype_path = self.path("classifier_genotype.json")
+        genotype = self.load_genotype(genotype_path if os.path.exists(genotype_path) else None)
         return self._record(dataset=c.dataset, method=c.method,
                             label_fraction=c.label_fraction, seed=c.seed,
                             splits=s.sizes(), genotype=genotype.to_dict(),

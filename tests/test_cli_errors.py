@@ -293,3 +293,45 @@ def test_corrupt_config_json(text, needles, run_copy, capsys):
     before = snapshot(run_copy)
     fails(["evaluate", "--output", run_copy], capsys, *needles)
     assert snapshot(run_copy) == before
+
+
+# -- settings checked before a run touches anything -------------------------
+
+@pytest.mark.parametrize("flags, needle", [
+    (["--num-cells", "0"], "num_cells"),
+    (["--num-cells", "2", "--multiplier", "3"], "multiplier"),
+    (["--num-steps", "0"], "num_steps"),
+    (["--channels", "0"], "channels"),
+    (["--length", "0"], "length"),
+    (["--length", "5"], "--length 5"),  # pix maps need a square grid
+    (["--backbone-width", "0"], "backbone_width"),
+    (["--finetune-batch-size", "0"], "finetune_batch_size"),
+    (["--temperature", "0"], "temperature"),
+])
+def test_bad_search_space_settings_leave_a_finished_run_untouched(
+        flags, needle, run_copy, capsys):
+    before = snapshot(run_copy)
+    fails(["run", "--output", run_copy, "--overwrite", *TINY_FLAGS, *flags], capsys, needle)
+    assert snapshot(run_copy) == before
+
+
+def test_results_record_the_genotype_the_classifier_was_built_from(run_copy, finished, tmp_path):
+    with open(os.path.join(finished, "genotype.json")) as f:
+        g = json.load(f)
+    for step in g["steps"]:
+        step["inner_steps"] = ["sum"] * len(step["inner_steps"])
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(g))
+    assert exit_code(["finetune", "--output", run_copy, "--genotype", str(other)]) == 0
+    assert exit_code(["evaluate", "--output", run_copy]) == 0
+    with open(os.path.join(run_copy, "results.json")) as f:
+        recorded = json.load(f)["genotype"]
+    assert [s["inner_steps"] for s in recorded["steps"]] == [s["inner_steps"] for s in g["steps"]]
+
+
+def test_run_files_are_readable_like_plainly_written_files(finished):
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "results.json", "genotype.json", "classifier.keras"):
+        mode = os.stat(os.path.join(finished, name)).st_mode & 0o777
+        assert mode == 0o666 & ~umask, (name, oct(mode))

@@ -242,7 +242,7 @@ def test_multilabel_uses_sigmoid(exported):
     np.testing.assert_allclose(out["probabilities"].numpy(), expected,
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(out["predictions"].numpy(),
-                                  (expected >= 0.3).astype(np.int64))
+                                  (expected > 0.3).astype(np.int64))
 
 
 def test_non_core_ops_refused(tmp_path):

@@ -2,7 +2,9 @@
 of every step, the TF Serving export in a fresh process, and the step-by-step
 CLI.
 
-The tiny ssl run is made once per pytest session (`finished_tiny_run`, also
+The full step-by-step CLI runs (ssl and supervised) are marked slow; the
+default suite drives the CLI through finetune/evaluate/export on a copy of
+the finished run. The tiny ssl run is made once per pytest session (`finished_tiny_run`, also
 used by test_cli_errors.py) and never modified: tests that change a run
 directory work on a copy.
 """
