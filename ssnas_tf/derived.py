@@ -14,8 +14,8 @@ from keras import layers
 from ssnas_tf.genotype import Genotype, StepGenotype
 from ssnas_tf.primitives import make_primitive
 from ssnas_tf.reshape import FeatureReshape
-from ssnas_tf.search_space import (build_cell_output_layers, cell_output,
-                                   fusion_output)
+from ssnas_tf.search_space import (build_cell_output_layers, build_reshapes,
+                                   cell_output, fusion_output)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -113,13 +113,7 @@ class DerivedNetwork(layers.Layer):
         return self.genotype.used_inputs
 
     def build(self, input_shape):
-        missing = [n for n in self.input_names if n not in input_shape]
-        if missing:
-            raise ValueError(
-                f"{self.name}: the genotype uses features {missing} that are "
-                f"missing from the inputs (got {sorted(input_shape)})")
-        for name in self.input_names:
-            self.reshapes[name].build(input_shape[name])
+        build_reshapes(self, input_shape)
         cell_shape = (None, self.length, self.channels)
         for cell in self.cells:
             if cell is not None:

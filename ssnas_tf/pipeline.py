@@ -32,7 +32,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 import time
 
 import keras
@@ -40,6 +39,7 @@ import tensorflow as tf
 import numpy as np
 
 from ssnas_tf import backbones as backbones_lib
+from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
 from ssnas_tf.augment import AugmentConfig
 from ssnas_tf.config import RunConfig
 from ssnas_tf.contrastive_model import ContrastiveModel
@@ -66,42 +66,6 @@ DATASET_AUGMENT = {
 
 class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
-
-
-def _publish(tmp, path):
-    """Renames `tmp` onto `path` with the permissions a plain open() gives."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600 files
-    os.replace(tmp, path)
-
-
-def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def atomic_save_model(model, path):
-    """`model.save(path)` through a temporary .keras file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
-        model.save(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _log(message):
@@ -324,15 +288,8 @@ class Run:
         except ImportError:  # pragma: no cover - visualize is part of the package
             return
         for ext in ("svg", "png"):
-            target = self.path(f"architecture.{ext}")
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=f".{ext}")
-            os.close(fd)
-            try:
+            with atomic_output(self.path(f"architecture.{ext}"), f".{ext}") as tmp:
                 draw_genotype(genotype, tmp, title=f"{self.config.dataset} / {self.config.method}")
-                _publish(tmp, target)
-            finally:
-                if os.path.exists(tmp):
-                    os.remove(tmp)
 
     # -- the fixed network ---------------------------------------------------
 
@@ -506,4 +463,4 @@ def _summary(genotype):
         return genotype.to_json()
 
 
-__all__ = ["Run", "RunError", "DataError", "atomic_write_text", "atomic_save_model"]
+__all__ = ["Run", "RunError", "DataError", "DATASET_AUGMENT"]

@@ -171,6 +171,17 @@ class SearchCell(layers.Layer):
         return config
 
 
+def build_reshapes(network, input_shape):
+    """Builds `network.reshapes` for the features it reads, naming missing ones."""
+    missing = [n for n in network.input_names if n not in input_shape]
+    if missing:
+        raise ValueError(
+            f"{network.name}: features {missing} are missing from the inputs "
+            f"(got {sorted(input_shape)})")
+    for name in network.input_names:
+        network.reshapes[name].build(input_shape[name])
+
+
 def fusion_output(network, cell_outputs):
     """Concat of the last cells -> LayerNorm -> ReLU -> flatten."""
     out = ops.concatenate(cell_outputs, axis=-1)
@@ -240,13 +251,7 @@ class SearchNetwork(layers.Layer):
                       for j in range(num_cells)]
 
     def build(self, input_shape):
-        missing = [n for n in self.input_names if n not in input_shape]
-        if missing:
-            raise ValueError(
-                f"{self.name}: features {missing} are missing from the inputs "
-                f"(got {sorted(input_shape)})")
-        for name in self.input_names:
-            self.reshapes[name].build(input_shape[name])
+        build_reshapes(self, input_shape)
         cell_shape = (None, self.length, self.channels)
         for cell in self.cells:
             cell.build(cell_shape)
