@@ -6,6 +6,7 @@ BCE, on random backbone features. Each batch size runs in a fresh subprocess so
 that `peak_rss_mb` is that batch size's own peak.
 
     python benchmarks/search_step.py --preset mmimdb --batch-sizes 8,32,128
+    TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
 
 Prints one JSON line per batch size: impl, batch, step_ms_median,
 samples_per_s (train-batch samples per second), peak_rss_mb, trainable_params.
@@ -84,7 +85,8 @@ def run_one(preset, batch, steps, warmup, jit_compile):
             "batch": batch, "step_ms_median": round(1000 * median, 2),
             "samples_per_s": round(batch / median, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
-            "steps": steps, "threads": os.cpu_count()}
+            "steps": steps, "threads": os.cpu_count(),
+            "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"}
 
 
 def main(argv=None):
