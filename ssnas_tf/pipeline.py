@@ -64,6 +64,13 @@ DATASET_AUGMENT = {
 }
 
 
+# Files the steps write; `start` clears them when a run directory is reused.
+# (Exports are kept: TF Serving serves the newest version.)
+STEP_ARTIFACTS = ("results.json", "search_log.jsonl", "backbones.keras", "genotype.json",
+                  "architecture.svg", "architecture.png", "encoder.keras",
+                  "classifier.keras", "classifier_genotype.json")
+
+
 class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
 
@@ -151,7 +158,9 @@ class Run:
         atomic_write_text(self.path("config.json"), self.config.to_json())
         atomic_write_text(self.path("splits.json"), json.dumps(
             {"sizes": self.splits.sizes(), **self.splits.to_dict()}))
-        for stale in ("results.json", "search_log.jsonl"):
+        # Only now, with every check passed: a restarted run must never pick up
+        # an artifact of the previous one (e.g. its encoder with a new genotype).
+        for stale in STEP_ARTIFACTS:
             if os.path.exists(self.path(stale)):
                 os.remove(self.path(stale))
         _log(f"[ssnas] {self.config.dataset}: {self.dataset.num_samples} samples, "

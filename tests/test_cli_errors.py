@@ -335,3 +335,14 @@ def test_run_files_are_readable_like_plainly_written_files(finished):
     for name in ("config.json", "results.json", "genotype.json", "classifier.keras"):
         mode = os.stat(os.path.join(finished, name)).st_mode & 0o777
         assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+def test_overwrite_clears_the_previous_runs_artifacts(run_copy):
+    from ssnas_tf.config import RunConfig
+    from ssnas_tf.pipeline import STEP_ARTIFACTS, Run
+    assert os.path.exists(os.path.join(run_copy, "encoder.keras"))
+    Run(run_copy, RunConfig(seed=5)).start(overwrite=True)
+    left = [name for name in STEP_ARTIFACTS if os.path.exists(os.path.join(run_copy, name))]
+    assert left == []
+    with open(os.path.join(run_copy, "config.json")) as f:
+        assert json.load(f)["seed"] == 5
