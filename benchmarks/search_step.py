@@ -28,12 +28,6 @@ PRESETS = {
                   "Text_1": (64,), "Text_2": (128,)},
         num_classes=23, channels=192, length=16, num_cells=2, num_steps=1,
         multiplier=2, node_multiplier=1, dropout=0.1, reference_primitives=True),
-    # REFERENCE.md §2, NTU RGB-D-like sizes.
-    "ntu": dict(
-        features={"Video_1": (8, 14, 14, 256), "Video_2": (8, 7, 7, 512),
-                  "Skeleton_1": (75, 64), "Skeleton_2": (38, 128)},
-        num_classes=60, channels=128, length=8, num_cells=2, num_steps=2,
-        multiplier=2, node_multiplier=2, dropout=0.1, reference_primitives=True),
 }
 
 
