@@ -23,8 +23,8 @@ What is here:
 
 Inputs follow `ssnas_tf.data.base`, except that images and spectrograms enter
 the models as float32 in [0, 1] (what `ssnas_tf.augment` returns; use
-`prepare_inputs` to convert uint8 arrays, the TF Serving export does it
-for uint8 inputs). Sequences are int token ids (0 = padding, 1 = mask/OOV) and
+`ssnas_tf.input_pipeline.to_model_inputs` to convert uint8 arrays; the TF
+Serving export does it for uint8 inputs). Sequences are int token ids (0 = padding, 1 = mask/OOV) and
 text is raw strings, vectorised inside the model with core TensorFlow ops only,
 so exported SavedModels load without tensorflow-text.
 
@@ -46,7 +46,7 @@ from keras import layers, ops
 from ssnas_tf import augment as augment_lib
 from ssnas_tf.data.base import MASK_ID, MODALITY_KINDS, PAD_ID
 from ssnas_tf.heads import ProjectionHead
-from ssnas_tf.losses import nt_xent
+from ssnas_tf.contrastive_model import ContrastiveModel
 
 __all__ = [
     "ImagePreprocess",
@@ -57,7 +57,6 @@ __all__ = [
     "build_backbone",
     "build_backbones",
     "maxout_mlp_taps",
-    "prepare_inputs",
     "pretrain_backbones",
     "standardize_text",
     "tap_model",
@@ -746,36 +745,6 @@ def backbones_by_modality(model: keras.Model) -> Dict[str, keras.Model]:
     return out
 
 
-def prepare_inputs(inputs: Mapping[str, np.ndarray],
-                   kinds: Mapping[str, str]) -> Dict[str, np.ndarray]:
-    """Raw dataset arrays -> what the backbones take (no augmentation).
-
-    uint8 images and spectrograms become float32 in [0, 1], vectors float32,
-    sequences int32, text a str array.
-
-    Args:
-        inputs: modality -> array, as in `MultimodalDataset.inputs`.
-        kinds: modality -> kind.
-
-    Returns:
-        A dict with the same keys.
-    """
-    out = {}
-    for modality, array in inputs.items():
-        kind = kinds[modality]
-        array = np.asarray(array)
-        if kind in ("image", "spectrogram"):
-            out[modality] = (array.astype("float32") / 255.0 if array.dtype == np.uint8
-                             else array.astype("float32"))
-        elif kind == "vector":
-            out[modality] = array.astype("float32")
-        elif kind == "sequence":
-            out[modality] = array.astype("int32")
-        else:
-            out[modality] = array.astype(str)
-    return out
-
-
 # ---------------------------------------------------------------------------
 # Unimodal contrastive pretraining.
 
@@ -795,51 +764,40 @@ def _pretrain_one(modality, kind, backbone, data, config, epochs, batch_size, se
     if n < 2:
         raise ValueError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
-    steps = n // batch
     # The same seed for every modality would correlate their batch orders only;
     # the augmentations already differ by modality name.
     view_fn = augment_lib.make_view_pair_fn({modality: kind}, config, seed)
     ds = (tf.data.Dataset.from_tensor_slices({modality: data})
           .shuffle(n, seed=seed, reshuffle_each_iteration=True)
           .batch(batch, drop_remainder=True)
-          .repeat(epochs)
+          .repeat()
           .enumerate()
           .map(view_fn, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
+    # The backbone's taps, pooled and concatenated, are the encoder of a
+    # standard contrastive model; the head is dropped afterwards.
+    spec = backbone.inputs[0]
+    raw = keras.Input(spec.shape[1:], dtype=spec.dtype, name=modality)
+    encoder = keras.Model({modality: raw}, _pool(_as_tap_dict(backbone(raw), modality)))
+    model = ContrastiveModel(encoder, ProjectionHead(
+        projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature)
+    model(next(iter(ds))[0])
+    model.compile(keras.optimizers.Adam(learning_rate))
+    logs = model.fit(ds, epochs=epochs, steps_per_epoch=n // batch, shuffle=False,
+                     verbose=0, callbacks=[_EpochPrinter(modality)] if verbose else [])
+    return [float(v) for v in logs.history["loss"]]
 
-    taps = _as_tap_dict(backbone.output, modality)
-    width = sum(int(t.shape[-1]) for t in taps.values())
-    head = ProjectionHead(projection_dim, name=f"{modality}_pretrain_projection")
-    head.build((None, width))
-    variables = list(backbone.trainable_variables) + list(head.trainable_variables)
-    optimizer = keras.optimizers.Adam(learning_rate)
-    optimizer.build(variables)
 
-    @tf.function(reduce_retracing=True)
-    def step(view1, view2):
-        x = tf.concat([view1[modality], view2[modality]], axis=0)
-        with tf.GradientTape() as tape:
-            features = _as_tap_dict(backbone(x, training=True), modality)
-            z = head(_pool(features), training=True)
-            z1, z2 = tf.split(z, 2, axis=0)
-            loss = nt_xent(z1, z2, temperature)
-        grads = tape.gradient(loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        optimizer.apply_gradients(pairs)
-        return loss
+class _EpochPrinter(keras.callbacks.Callback):
+    """One line per pretraining epoch."""
 
-    history = []
-    iterator = iter(ds)
-    for epoch in range(epochs):
-        total = 0.0
-        for _ in range(steps):
-            view1, view2 = next(iterator)
-            total += float(step(view1, view2))
-        history.append(total / steps)
-        if verbose:
-            print(f"pretrain {modality}: epoch {epoch + 1}/{epochs} "
-                  f"loss {history[-1]:.4f}")
-    return history
+    def __init__(self, modality):
+        super().__init__()
+        self.modality = modality
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(f"pretrain {self.modality}: epoch {epoch + 1}/{self.params['epochs']} "
+              f"loss {logs['loss']:.4f}", flush=True)
 
 
 def pretrain_backbones(backbones, dataset, train_index,

@@ -9,6 +9,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from ssnas_tf import backbones as bb
 from ssnas_tf.augment import AugmentConfig, VectorAugment
 from ssnas_tf.data.base import MASK_ID, PAD_ID, MultimodalDataset
+from ssnas_tf.input_pipeline import to_model_inputs
 
 
 def _np(x):
@@ -191,7 +192,7 @@ EXPECTED_TAPS = {
 
 
 def test_build_backbone_each_kind(tiny_dataset):
-    data = bb.prepare_inputs(tiny_dataset.inputs, tiny_dataset.kinds)
+    data = to_model_inputs(tiny_dataset.inputs, tiny_dataset.kinds)
     for modality, kind in tiny_dataset.kinds.items():
         model = bb.build_backbone(modality, kind, tiny_dataset.inputs[modality], width=16)
         assert model.name == f"{modality}_backbone"
@@ -281,7 +282,7 @@ def test_build_backbones_all_kinds_and_custom(tiny_dataset):
     assert list(model.input) == ["img", "vec", "spec", "seq", "txt"]
     assert list(model.output) == ["img_1", "img_2", "Vec_A", "spec_1", "spec_2",
                                   "seq_1", "seq_2", "txt_1", "txt_2"]
-    out = model(bb.prepare_inputs(tiny_dataset.inputs, tiny_dataset.kinds))
+    out = model(to_model_inputs(tiny_dataset.inputs, tiny_dataset.kinds))
     for feature, value in out.items():
         expected = (64,) if feature == "Vec_A" else EXPECTED_TAPS[feature]
         assert tuple(value.shape) == (12, *expected), feature
