@@ -1,7 +1,7 @@
 """Pictures and one-line summaries of a derived architecture (a `Genotype`).
 
 `draw_genotype` draws the picture of BM-NAS Fig. 4 / Suzuki & Ono (2025) Fig. 4:
-the backbone features on the left (grey when no cell reads them), one box per
+the backbone features on the left (grey when no live cell reads them), one box per
 cell with its inner DAG (inputs x and y, the inner steps with their primitive,
 the concatenation of the `inner_concat` steps), arrows from each cell's two
 chosen inputs, and the `concat` cells joined into "output".
@@ -86,6 +86,8 @@ def genotype_summary(genotype):
                  f"{inner[step.inner_edges[2 * s + 1][1]]})"
                  for s, op in enumerate(step.inner_steps)]
         name = names[len(genotype.inputs) + c]
+        if c not in genotype.live_cells:
+            name += " (unused: no path to the output)"
         if len(calls) == 1:
             lines.append(f"{name} = {calls[0]}")
             continue
@@ -250,11 +252,15 @@ class _Layout:
             cells.append(cell)
             x, y = cell.right, cell.bottom + GAP_Y
         gutter_x.append(x)
+        live = set(g.live_cells)
         for c, cell in enumerate(cells):
-            colour = CELL_COLOURS[c % len(CELL_COLOURS)]
-            self._rect(cell, CELL_FILL, colour, cls="cell", width=2.0, radius=10,
-                       background=True)
-            self._text(cell.x + 10, cell.y + 4 + CELL_TITLE_H / 2, self.names[k + c],
+            dead = c not in live  # no path to the output: the network drops it
+            colour = UNUSED_INK if dead else CELL_COLOURS[c % len(CELL_COLOURS)]
+            self._rect(cell, UNUSED_FILL if dead else CELL_FILL, colour,
+                       cls="cell unused" if dead else "cell", width=2.0, radius=10,
+                       background=True, dashed=dead)
+            self._text(cell.x + 10, cell.y + 4 + CELL_TITLE_H / 2,
+                       self.names[k + c] + (" (unused)" if dead else ""),
                        colour=colour, anchor="start", cls="cell-name")
             plans[c].draw(self, cell.x, cell.y)
             nodes[k + c] = plans[c].node_box("concat", cell.x, cell.y)
@@ -288,10 +294,10 @@ class _Layout:
 
         width = out_box.right + MARGIN
         bottom = max(inputs_bottom, cells[-1].bottom, out_box.bottom)
-        if len(used) < k:
+        if len(used) < k or len(live) < n:
             bottom += 14
             self._text(MARGIN, bottom + SMALL_SIZE / 2,
-                       "grey, dashed: backbone features no cell reads",
+                       "grey, dashed: features and cells with no path to the output",
                        size=SMALL_SIZE, colour=UNUSED_INK, anchor="start", cls="legend")
             bottom += SMALL_SIZE
         height = bottom + MARGIN
