@@ -9,6 +9,7 @@ from ssnas_tf.genotype import Genotype, StepGenotype, derive_genotype
 from ssnas_tf.primitives import REFERENCE_PRIMITIVES
 from ssnas_tf.reshape import FeatureReshape
 from ssnas_tf.search_space import SearchCell, SearchNetwork
+from helpers import randomise_weights
 
 N, L, C = 2, 4, 8
 EPS = 1e-5
@@ -41,12 +42,6 @@ def _genotype(concat=(4, 5)):
         concat=concat)
 
 
-def _randomise(layer, rng):
-    for v in layer.weights:
-        value = rng.normal(size=v.shape)
-        if "variance" in v.name:
-            value = rng.uniform(0.5, 2.0, size=v.shape)
-        v.assign(value.astype("float32"))
 
 
 @pytest.mark.parametrize("concat", [(4, 5), (5,), (4,)])
@@ -109,7 +104,7 @@ def test_derived_cell_with_repeated_inputs_matches_search_cell():
     gamma = np.ones((1, 1), "float32")
     search(h, beta, gamma)
     derived([h, h])
-    _randomise(search, rng)
+    randomise_weights(search, rng)
     derived.set_weights(search.get_weights())
     np.testing.assert_allclose(derived([h, h], training=False),
                                search(h, beta, gamma, training=False),
@@ -135,7 +130,7 @@ def test_config_round_trip():
     net = DerivedNetwork(_genotype(), channels=C, length=L, dropout=0.2, name="derived")
     features = _features(rng)
     net(features)
-    _randomise(net, rng)
+    randomise_weights(net, rng)
     config = net.get_config()
     assert Genotype.from_dict(config["genotype"]) == _genotype()
     clone = DerivedNetwork.from_config(config)
@@ -154,7 +149,7 @@ def test_keras_round_trip(tmp_path):
     inputs = {n: keras.Input(v.shape[1:], name=n) for n, v in used.items()}
     net = DerivedNetwork(_genotype(), channels=C, length=L)
     model = keras.Model(inputs, keras.layers.Dense(5)(net(inputs)))
-    _randomise(net, rng)
+    randomise_weights(net, rng)
     model.save(tmp_path / "derived.keras")
     loaded = keras.saving.load_model(tmp_path / "derived.keras")
     (loaded_net,) = [layer for layer in loaded.layers if isinstance(layer, DerivedNetwork)]

@@ -6,6 +6,7 @@ import pytest
 
 from ssnas_tf.primitives import (PAPER_PRIMITIVES, PRIMITIVES, REFERENCE_PRIMITIVES,
                                  make_primitive)
+from helpers import randomise_weights
 
 N, L, C = 3, 4, 8
 EPS = 1e-5  # LayerNorm / BatchNorm epsilon of the reference code
@@ -29,14 +30,6 @@ def _built(name, length=L, channels=C, dropout=0.1):
     return op
 
 
-def _randomise(layer, rng):
-    """Random values in every variable (positive where a variance is expected),
-    so that inference-mode checks exercise the learned and the moving statistics."""
-    for v in layer.weights:
-        value = rng.normal(size=v.shape)
-        if "variance" in v.name:
-            value = rng.uniform(0.5, 2.0, size=v.shape)
-        v.assign(value.astype("float32"))
 
 
 def _weights_by_name(layer):
@@ -85,7 +78,7 @@ def test_sum_and_zero_maths():
 def test_attention_matches_numpy_in_inference_mode():
     rng = np.random.default_rng(2)
     op = _built("attention")
-    _randomise(op, rng)
+    randomise_weights(op, rng)
     x, y = _inputs(rng)
     w = _weights_by_name(op)
     scores = np.einsum("nlc,nmc->nlm", x, y) / np.sqrt(C)
@@ -112,7 +105,7 @@ def _linear(op, x, y):
 def test_linear_glu_matches_numpy_in_inference_mode():
     rng = np.random.default_rng(4)
     op = _built("linear_glu")
-    _randomise(op, rng)
+    randomise_weights(op, rng)
     x, y = _inputs(rng)
     z = _linear(op, x, y)
     assert z.shape[-1] == 2 * C
@@ -124,7 +117,7 @@ def test_linear_glu_matches_numpy_in_inference_mode():
 def test_concat_fc_matches_numpy_in_inference_mode():
     rng = np.random.default_rng(5)
     op = _built("concat_fc")
-    _randomise(op, rng)
+    randomise_weights(op, rng)
     x, y = _inputs(rng)
     z = _linear(op, x, y)
     assert z.shape[-1] == C
@@ -138,7 +131,7 @@ def test_config_round_trip(name):
     op = make_primitive(name, channels=C, length=L, dropout=0.25, name=f"my_{name}")
     x, y = _inputs(rng)
     op([x, y])
-    _randomise(op, rng)
+    randomise_weights(op, rng)
     config = op.get_config()
     assert (config["channels"], config["length"], config["dropout"]) == (C, L, 0.25)
     clone = type(op).from_config(config)
@@ -155,7 +148,7 @@ def test_keras_file_round_trip(name, tmp_path):
     x_in, y_in = keras.Input((L, C), name="x"), keras.Input((L, C), name="y")
     op = make_primitive(name, channels=C, length=L)
     model = keras.Model([x_in, y_in], op([x_in, y_in]))
-    _randomise(op, rng)
+    randomise_weights(op, rng)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)

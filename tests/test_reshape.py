@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from ssnas_tf.reshape import FeatureReshape, adaptive_max_pool
+from helpers import randomise_weights
 
 N, L, C = 2, 4, 8
 
@@ -24,12 +25,6 @@ def _np_adaptive_max_pool(x, axis, m):
     return np.moveaxis(out, 0, axis)
 
 
-def _randomise(layer, rng):
-    for v in layer.weights:
-        value = rng.normal(size=v.shape)
-        if "variance" in v.name:
-            value = rng.uniform(0.5, 2.0, size=v.shape)
-        v.assign(value.astype("float32"))
 
 
 def _twin(layer, shape):
@@ -43,7 +38,7 @@ def _twin(layer, shape):
 def _layer(shape, rng, length=L):
     layer = FeatureReshape(channels=C, length=length, dropout=0.0)
     layer.build((None,) + tuple(shape[1:]))
-    _randomise(layer, rng)
+    randomise_weights(layer, rng)
     return layer
 
 
@@ -170,7 +165,7 @@ def test_config_round_trip():
     x = rng.normal(size=(N, 7, 5, 3)).astype("float32")
     layer = FeatureReshape(channels=C, length=L, dropout=0.3, name="reshape_image")
     layer(x)
-    _randomise(layer, rng)
+    randomise_weights(layer, rng)
     config = layer.get_config()
     assert (config["channels"], config["length"], config["dropout"]) == (C, L, 0.3)
     clone = FeatureReshape.from_config(config)
@@ -187,8 +182,8 @@ def test_keras_file_round_trip(tmp_path):
     a, b = FeatureReshape(C, L, name="r_image"), FeatureReshape(C, L, name="r_text")
     model = keras.Model({"image": image, "text": text},
                         keras.layers.Add()([a(image), b(text)]))
-    _randomise(a, rng)
-    _randomise(b, rng)
+    randomise_weights(a, rng)
+    randomise_weights(b, rng)
     model.save(tmp_path / "reshape.keras")
     loaded = keras.saving.load_model(tmp_path / "reshape.keras")
     batch = {"image": rng.normal(size=(N, 7, 5, 3)).astype("float32"),
