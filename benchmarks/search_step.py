@@ -39,10 +39,10 @@ def run_one(preset, batch, steps, warmup, jit_compile):
     import numpy as np
     import tensorflow as tf
 
-    from ssnas_tf.heads import classifier_head
-    from ssnas_tf.primitives import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
-    from ssnas_tf.search_model import SearchModel, reference_optimizers
-    from ssnas_tf.search_space import SearchNetwork
+    from ssnas_tf.ssl.heads import classifier_head
+    from ssnas_tf.nas.operations import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
+    from ssnas_tf.nas.architect import SearchModel, reference_optimizers
+    from ssnas_tf.nas.model_search import SearchNetwork
 
     cfg = PRESETS[preset]
     tf.random.set_seed(0)

@@ -1,6 +1,6 @@
 """Measures the SSL search against supervised BM-NAS at several label fractions.
 
-Runs `ssnas_tf.pipeline.Run` for every (method, label fraction, seed) and prints
+Runs `ssnas_tf.workflow.run.Run` for every (method, label fraction, seed) and prints
 one JSON line per run (measured test weighted F1, accuracy, seconds, genotype
 inputs), then one summary line per (method, fraction) with mean and standard
 deviation over the seeds. Nothing here is asserted: these are measurements.
@@ -34,8 +34,8 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from ssnas_tf.config import RunConfig
-    from ssnas_tf.pipeline import Run
+    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.run import Run
 
     parent = args.output or tempfile.mkdtemp(prefix="ssnas-compare-")
     extra = json.loads(args.config)
@@ -70,7 +70,7 @@ def main(argv=None):
 
 
 def _used(genotype):
-    from ssnas_tf.genotype import Genotype
+    from ssnas_tf.nas.genotypes import Genotype
     return list(Genotype.from_dict(genotype).used_inputs)
 
 

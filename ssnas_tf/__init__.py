@@ -4,24 +4,67 @@ The BM-NAS bilevel fusion search space searched DARTS-style with the SimCLR
 contrastive loss (Suzuki & Ono, IEICE Trans. Inf. & Syst. E108-D(6), 2025),
 then contrastive pretraining of the derived network and a classifier trained
 on a few labels. Supervised BM-NAS search is the baseline on the same code.
+
+Layout, by role: `nas` (search space, genotypes, derived model, architect),
+`ssl` (NT-Xent, heads, contrastive model, augmentation), `backbones`, `data`
+(loaders, splits, pipelines), `workflow` (run settings and steps), `serving`
+(TF Serving export), `viz` (pictures of genotypes).
+
+The public names below are imported on first use, so that `import ssnas_tf`
+(and the `ssnas` command line) can configure TensorFlow's logging before
+TensorFlow itself is imported.
 """
 
-from ssnas_tf.version import __version__
-from ssnas_tf.config import RunConfig
-from ssnas_tf.contrastive_model import ContrastiveModel
-from ssnas_tf.derived import DerivedCell, DerivedNetwork
-from ssnas_tf.genotype import Genotype, GenotypeError, StepGenotype, derive_genotype
-from ssnas_tf.heads import ProjectionHead, classifier_head
-from ssnas_tf.losses import NTXent, nt_xent, positive_retrieval_accuracy
-from ssnas_tf.primitives import PAPER_PRIMITIVES, PRIMITIVES, REFERENCE_PRIMITIVES
-from ssnas_tf.reshape import FeatureReshape
-from ssnas_tf.search_model import SearchModel, reference_optimizers
-from ssnas_tf.search_space import MixedStep, SearchCell, SearchNetwork
+import importlib
 
-__all__ = [
-    "__version__", "ContrastiveModel", "DerivedCell", "DerivedNetwork", "FeatureReshape",
-    "Genotype", "GenotypeError", "MixedStep", "NTXent", "PAPER_PRIMITIVES", "PRIMITIVES",
-    "ProjectionHead", "REFERENCE_PRIMITIVES", "RunConfig", "SearchCell", "SearchModel",
-    "SearchNetwork", "StepGenotype", "classifier_head", "derive_genotype", "nt_xent",
-    "positive_retrieval_accuracy", "reference_optimizers",
-]
+from ssnas_tf.version import __version__
+
+# public name -> module that defines it
+_EXPORTS = {
+    "AugmentConfig": "ssnas_tf.ssl.augment",
+    "ContrastiveModel": "ssnas_tf.ssl.contrastive_model",
+    "DataError": "ssnas_tf.data.base",
+    "DerivedCell": "ssnas_tf.nas.model",
+    "DerivedNetwork": "ssnas_tf.nas.model",
+    "FeatureReshape": "ssnas_tf.nas.feature_reshape",
+    "Genotype": "ssnas_tf.nas.genotypes",
+    "GenotypeError": "ssnas_tf.nas.genotypes",
+    "GenotypeTracker": "ssnas_tf.nas.callbacks",
+    "MixedStep": "ssnas_tf.nas.model_search",
+    "MultimodalDataset": "ssnas_tf.data.base",
+    "NTXent": "ssnas_tf.ssl.losses",
+    "PAPER_PRIMITIVES": "ssnas_tf.nas.operations",
+    "PRIMITIVES": "ssnas_tf.nas.operations",
+    "ProjectionHead": "ssnas_tf.ssl.heads",
+    "REFERENCE_PRIMITIVES": "ssnas_tf.nas.operations",
+    "Run": "ssnas_tf.workflow.run",
+    "RunConfig": "ssnas_tf.workflow.config",
+    "RunError": "ssnas_tf.workflow.run",
+    "SearchCell": "ssnas_tf.nas.model_search",
+    "SearchModel": "ssnas_tf.nas.architect",
+    "SearchNetwork": "ssnas_tf.nas.model_search",
+    "StepGenotype": "ssnas_tf.nas.genotypes",
+    "build_backbones": "ssnas_tf.backbones.small",
+    "classifier_head": "ssnas_tf.ssl.heads",
+    "derive_genotype": "ssnas_tf.nas.derive",
+    "export_classifier": "ssnas_tf.serving.export",
+    "load_dataset": "ssnas_tf.data",
+    "nt_xent": "ssnas_tf.ssl.losses",
+    "positive_retrieval_accuracy": "ssnas_tf.ssl.losses",
+    "pretrain_backbones": "ssnas_tf.backbones.pretrain",
+    "reference_optimizers": "ssnas_tf.nas.architect",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ssnas_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

@@ -8,11 +8,10 @@
     ssnas evaluate --output runs/a
     ssnas export   --output runs/a [--export-root DIR --model-name NAME]
 
-Every step reads and writes one run directory (see `ssnas_tf.pipeline`).
+Every step reads and writes one run directory (see `ssnas_tf.workflow.run`).
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ STEPS = ("search", "pretrain", "finetune", "evaluate", "export")
 
 def _config_flags(parser):
     """Flags that define a run (for `run` and `search`, which start one)."""
-    from ssnas_tf.config import RunConfig
+    from ssnas_tf.workflow.config import RunConfig
     defaults = RunConfig()
     g = parser.add_argument_group("run settings")
     g.add_argument("--dataset", default=defaults.dataset,
@@ -63,7 +62,7 @@ def _config_flags(parser):
 
 
 def _config_from_args(args):
-    from ssnas_tf.config import RunConfig
+    from ssnas_tf.workflow.config import RunConfig
     options = {}
     for item in args.dataset_option:
         key, sep, value = item.partition("=")
@@ -131,8 +130,8 @@ def main(argv=None):
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssnas_tf.data import DataError
-    from ssnas_tf.genotype import GenotypeError
-    from ssnas_tf.pipeline import Run, RunError
+    from ssnas_tf.nas.genotypes import GenotypeError
+    from ssnas_tf.workflow.run import Run, RunError
     try:
         if args.command in ("run", "search"):
             config = _config_from_args(args)

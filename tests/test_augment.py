@@ -1,11 +1,11 @@
-"""Tests for ssnas_tf.augment: per-kind augmentation, seeds, views, tf.data use."""
+"""Tests for ssnas_tf.ssl.augment: per-kind augmentation, seeds, views, tf.data use."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssnas_tf import augment
-from ssnas_tf.augment import (AugmentConfig, ImageAugment, SequenceAugment,
+from ssnas_tf.ssl import augment
+from ssnas_tf.ssl.augment import (AugmentConfig, ImageAugment, SequenceAugment,
                               SpectrogramAugment, TextAugment, VectorAugment)
 from ssnas_tf.data.base import MASK_ID, PAD_ID
 

@@ -7,9 +7,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from ssnas_tf import backbones as bb
-from ssnas_tf.augment import AugmentConfig, VectorAugment
+from ssnas_tf.ssl.augment import AugmentConfig, VectorAugment
 from ssnas_tf.data.base import MASK_ID, PAD_ID, MultimodalDataset
-from ssnas_tf.input_pipeline import to_model_inputs
+from ssnas_tf.data.pipelines import to_model_inputs
 
 
 def _np(x):

@@ -338,8 +338,8 @@ def test_run_files_are_readable_like_plainly_written_files(finished):
 
 
 def test_overwrite_clears_the_previous_runs_artifacts(run_copy):
-    from ssnas_tf.config import RunConfig
-    from ssnas_tf.pipeline import STEP_ARTIFACTS, Run
+    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.run import STEP_ARTIFACTS, Run
     assert os.path.exists(os.path.join(run_copy, "encoder.keras"))
     Run(run_copy, RunConfig(seed=5)).start(overwrite=True)
     left = [name for name in STEP_ARTIFACTS if os.path.exists(os.path.join(run_copy, name))]

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from ssnas_tf.derived import DerivedNetwork
-from ssnas_tf.genotype import Genotype, StepGenotype
-from ssnas_tf.visualize import draw_genotype, genotype_summary
+from ssnas_tf.nas.model import DerivedNetwork
+from ssnas_tf.nas.genotypes import Genotype, StepGenotype
+from ssnas_tf.viz.architecture import draw_genotype, genotype_summary
 
 STEP = StepGenotype((("identity", 0), ("identity", 1)), ("concat_fc",), (2,))
 

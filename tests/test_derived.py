@@ -1,14 +1,15 @@
-"""Tests for ssnas_tf.derived: the fixed fusion network rebuilt from a genotype."""
+"""Tests for ssnas_tf.nas.model: the fixed fusion network rebuilt from a genotype."""
 
 import keras
 import numpy as np
 import pytest
 
-from ssnas_tf.derived import DerivedCell, DerivedNetwork
-from ssnas_tf.genotype import Genotype, StepGenotype, derive_genotype
-from ssnas_tf.primitives import REFERENCE_PRIMITIVES
-from ssnas_tf.reshape import FeatureReshape
-from ssnas_tf.search_space import SearchCell, SearchNetwork
+from ssnas_tf.nas.model import DerivedCell, DerivedNetwork
+from ssnas_tf.nas.derive import derive_genotype
+from ssnas_tf.nas.genotypes import Genotype, StepGenotype
+from ssnas_tf.nas.operations import REFERENCE_PRIMITIVES
+from ssnas_tf.nas.feature_reshape import FeatureReshape
+from ssnas_tf.nas.model_search import SearchCell, SearchNetwork
 from helpers import randomise_weights
 
 N, L, C = 2, 4, 8

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
-from ssnas_tf.export import (ExportError, export_classifier, list_versions,
+from ssnas_tf.serving.export import (ExportError, export_classifier, list_versions,
                              load_exported)
 
 LABELS = ("cat", "dog", "bird")

@@ -1,4 +1,4 @@
-"""Tests for ssnas_tf.genotype: JSON storage, validation, derivation from alphas."""
+"""Tests for ssnas_tf.nas.genotypes: JSON storage, validation, derivation from alphas."""
 
 import copy
 import json
@@ -7,9 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from ssnas_tf.genotype import Genotype, GenotypeError, StepGenotype, derive_genotype
-from ssnas_tf.primitives import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
-from ssnas_tf.search_space import SearchNetwork
+from ssnas_tf.nas.derive import derive_genotype
+from ssnas_tf.nas.genotypes import Genotype, GenotypeError, StepGenotype
+from ssnas_tf.nas.operations import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
+from ssnas_tf.nas.model_search import SearchNetwork
 
 INPUTS = ("Image_1", "Image_2", "Text_1", "Text_2")
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 
 from ssnas_tf.cli import main
-from ssnas_tf.config import RunConfig
+from ssnas_tf.workflow.config import RunConfig
 from ssnas_tf.data import load_dataset
-from ssnas_tf.genotype import Genotype
-from ssnas_tf.input_pipeline import to_model_inputs
-from ssnas_tf.pipeline import Run
-from ssnas_tf.splits import make_splits
+from ssnas_tf.nas.genotypes import Genotype
+from ssnas_tf.data.pipelines import to_model_inputs
+from ssnas_tf.workflow.run import Run
+from ssnas_tf.data.splits import make_splits
 
 TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune_epochs=1,
                  batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,

@@ -1,10 +1,10 @@
-"""Tests for ssnas_tf.primitives: the binary fusion ops of the BM-NAS search space."""
+"""Tests for ssnas_tf.nas.operations: the binary fusion ops of the BM-NAS search space."""
 
 import keras
 import numpy as np
 import pytest
 
-from ssnas_tf.primitives import (PAPER_PRIMITIVES, PRIMITIVES, REFERENCE_PRIMITIVES,
+from ssnas_tf.nas.operations import (PAPER_PRIMITIVES, PRIMITIVES, REFERENCE_PRIMITIVES,
                                  make_primitive)
 from helpers import randomise_weights
 

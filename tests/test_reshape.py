@@ -1,4 +1,4 @@
-"""Tests for ssnas_tf.reshape: backbone features -> the common (N, L, C) layout."""
+"""Tests for ssnas_tf.nas.feature_reshape: backbone features -> the common (N, L, C) layout."""
 
 import math
 from fractions import Fraction
@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from ssnas_tf.reshape import FeatureReshape, adaptive_max_pool
+from ssnas_tf.nas.feature_reshape import FeatureReshape, adaptive_max_pool
 from helpers import randomise_weights
 
 N, L, C = 2, 4, 8

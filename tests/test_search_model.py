@@ -1,4 +1,4 @@
-"""Tests for ssnas_tf.losses and ssnas_tf.search_model: NT-Xent and the
+"""Tests for ssnas_tf.ssl.losses and ssnas_tf.nas.architect: NT-Xent and the
 alternating weight / architecture updates."""
 
 import keras
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ssnas_tf.heads import ProjectionHead, classifier_head
-from ssnas_tf.losses import NTXent, nt_xent, positive_retrieval_accuracy
-from ssnas_tf.search_model import SearchModel, add_l2, stack_views
-from ssnas_tf.search_space import SearchNetwork
+from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
+from ssnas_tf.ssl.losses import NTXent, nt_xent, positive_retrieval_accuracy
+from ssnas_tf.nas.architect import SearchModel, add_l2, stack_views
+from ssnas_tf.nas.model_search import SearchNetwork
 
 N, L, C = 4, 4, 8
 NUM_CLASSES = 3

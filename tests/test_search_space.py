@@ -1,12 +1,12 @@
-"""Tests for ssnas_tf.search_space: mixed steps, search cells, the search network."""
+"""Tests for ssnas_tf.nas.model_search: mixed steps, search cells, the search network."""
 
 import keras
 import numpy as np
 import pytest
 
-from ssnas_tf.primitives import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
-from ssnas_tf.reshape import FeatureReshape
-from ssnas_tf.search_space import MixedStep, SearchCell, SearchNetwork
+from ssnas_tf.nas.operations import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
+from ssnas_tf.nas.feature_reshape import FeatureReshape
+from ssnas_tf.nas.model_search import MixedStep, SearchCell, SearchNetwork
 
 N, L, C = 2, 4, 8
 EPS = 1e-5

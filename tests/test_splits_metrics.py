@@ -5,7 +5,7 @@ import pytest
 
 from ssnas_tf.data import MultimodalDataset, load_dataset
 from ssnas_tf.metrics import accuracy, weighted_f1
-from ssnas_tf.splits import RunSplits, make_splits
+from ssnas_tf.data.splits import RunSplits, make_splits
 
 FIELDS = ("test", "labeled", "unlabeled", "search_train", "search_valid")
 

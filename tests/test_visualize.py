@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from ssnas_tf.genotype import Genotype, StepGenotype
-from ssnas_tf.visualize import draw_genotype, genotype_summary
+from ssnas_tf.nas.genotypes import Genotype, StepGenotype
+from ssnas_tf.viz.architecture import draw_genotype, genotype_summary
 
 I = "identity"
 SVG = "{http://www.w3.org/2000/svg}"

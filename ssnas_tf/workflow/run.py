@@ -28,7 +28,6 @@ with labels unused: the analogue of the ImageNet-pretrained extractors the
 paper gives both methods.
 """
 
-import dataclasses
 import json
 import math
 import os
@@ -40,20 +39,20 @@ import numpy as np
 
 from ssnas_tf import backbones as backbones_lib
 from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
-from ssnas_tf.augment import AugmentConfig
-from ssnas_tf.config import RunConfig
-from ssnas_tf.contrastive_model import ContrastiveModel
+from ssnas_tf.ssl.augment import AugmentConfig
+from ssnas_tf.workflow.config import RunConfig
+from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.data import DataError, load_dataset
-from ssnas_tf.derived import DerivedNetwork
-from ssnas_tf.genotype import Genotype, GenotypeError
-from ssnas_tf.heads import ProjectionHead, classifier_head
-from ssnas_tf.input_pipeline import (labeled_batches, steps_per_epoch,
+from ssnas_tf.nas.model import DerivedNetwork
+from ssnas_tf.nas.genotypes import Genotype, GenotypeError
+from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
+from ssnas_tf.data.pipelines import (labeled_batches, steps_per_epoch,
                                      to_model_inputs, view_pairs)
 from ssnas_tf.metrics import accuracy, weighted_f1
-from ssnas_tf.search_model import SearchModel, reference_optimizers
-from ssnas_tf.search_space import SearchNetwork
-from ssnas_tf.splits import RunSplits, make_splits
-from ssnas_tf.tracking import GenotypeTracker
+from ssnas_tf.nas.architect import SearchModel, reference_optimizers
+from ssnas_tf.nas.model_search import SearchNetwork
+from ssnas_tf.data.splits import RunSplits, make_splits
+from ssnas_tf.nas.callbacks import GenotypeTracker
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
@@ -293,7 +292,7 @@ class Run:
 
     def _draw(self, genotype):
         try:
-            from ssnas_tf.visualize import draw_genotype
+            from ssnas_tf.viz.architecture import draw_genotype
         except ImportError:  # pragma: no cover - visualize is part of the package
             return
         for ext in ("svg", "png"):
@@ -420,7 +419,7 @@ class Run:
 
     def export(self, export_root=None, model_name=None, version=None):
         """Exports the classifier for TF Serving; returns the version dir."""
-        from ssnas_tf.export import export_classifier
+        from ssnas_tf.serving.export import export_classifier
         c, ds = self.config, self.dataset
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
@@ -466,7 +465,7 @@ def _serving_dtype(array, kind):
 
 def _summary(genotype):
     try:
-        from ssnas_tf.visualize import genotype_summary
+        from ssnas_tf.viz.architecture import genotype_summary
         return genotype_summary(genotype)
     except ImportError:  # pragma: no cover
         return genotype.to_json()

@@ -2,13 +2,13 @@
 
 Models take a dict modality -> tensor with images and spectrograms as float32
 in [0, 1]; `to_model_inputs` does that conversion (the no-augmentation path of
-`ssnas_tf.augment`), so training, evaluation and serving see the same inputs.
+`ssnas_tf.ssl.augment`), so training, evaluation and serving see the same inputs.
 """
 
 import numpy as np
 import tensorflow as tf
 
-from ssnas_tf.augment import AugmentConfig, augment_batch, make_view_pair_fn
+from ssnas_tf.ssl.augment import AugmentConfig, augment_batch, make_view_pair_fn
 
 AUTOTUNE = tf.data.AUTOTUNE
 _NO_AUGMENT = AugmentConfig.none()

@@ -11,10 +11,10 @@ backbone taps and dead cells cost nothing.
 import keras
 from keras import layers
 
-from ssnas_tf.genotype import Genotype, StepGenotype
-from ssnas_tf.primitives import make_primitive
-from ssnas_tf.reshape import FeatureReshape
-from ssnas_tf.search_space import (build_cell_output_layers, build_reshapes,
+from ssnas_tf.nas.genotypes import Genotype, StepGenotype
+from ssnas_tf.nas.operations import make_primitive
+from ssnas_tf.nas.feature_reshape import FeatureReshape
+from ssnas_tf.nas.model_search import (build_cell_output_layers, build_reshapes,
                                    cell_output, fusion_output)
 
 

@@ -8,8 +8,8 @@ dropped and f goes on to the classifier (step 3).
 import keras
 import tensorflow as tf
 
-from ssnas_tf.losses import nt_xent, positive_retrieval_accuracy
-from ssnas_tf.search_model import stack_views
+from ssnas_tf.ssl.losses import nt_xent, positive_retrieval_accuracy
+from ssnas_tf.nas.architect import stack_views
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")

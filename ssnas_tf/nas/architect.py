@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ssnas_tf.losses import nt_xent, positive_retrieval_accuracy
+from ssnas_tf.ssl.losses import nt_xent, positive_retrieval_accuracy
 
 OBJECTIVES = ("ssl", "supervised")
 

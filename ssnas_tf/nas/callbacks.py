@@ -5,7 +5,7 @@ import json
 import keras
 import numpy as np
 
-from ssnas_tf.genotype import derive_genotype
+from ssnas_tf.nas.derive import derive_genotype
 
 
 class GenotypeTracker(keras.callbacks.Callback):

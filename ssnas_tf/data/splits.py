@@ -19,7 +19,6 @@ from typing import Dict
 
 import numpy as np
 
-from ssnas_tf.data.base import DataError
 
 
 def _strata(labels, multilabel):

@@ -4,7 +4,7 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
-from ssnas_tf.primitives import PAPER_PRIMITIVES, check_primitive_names
+from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
 
 METHODS = ("ssl", "supervised")
 

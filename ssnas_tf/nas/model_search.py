@@ -13,16 +13,16 @@ Architecture parameters alpha, beta and gamma live in `SearchNetwork` as their
 own variable group (`arch_parameters`). They are created non-trainable so that
 `trainable_weights` holds exactly the weights w, `fit` with one optimizer can
 never move them, and parameter counts match the reference (whose alphas are not
-module parameters either). `ssnas_tf.search_model.SearchModel` trains them with
+module parameters either). `ssnas_tf.nas.architect.SearchModel` trains them with
 the architecture optimizer.
 """
 
 import keras
 from keras import layers, ops
 
-from ssnas_tf.primitives import (PAPER_PRIMITIVES, check_primitive_names,
+from ssnas_tf.nas.operations import (PAPER_PRIMITIVES, check_primitive_names,
                                  make_primitive)
-from ssnas_tf.reshape import FeatureReshape
+from ssnas_tf.nas.feature_reshape import FeatureReshape
 
 EDGE_OPS = ("zero", "identity")  # the unary ops of every mixed edge
 IDENTITY = EDGE_OPS.index("identity")

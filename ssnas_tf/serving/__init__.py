@@ -1,0 +1,1 @@
+"""Export of the fine-tuned classifier for TF Serving."""

@@ -1,0 +1,1 @@
+"""Run settings and the steps of one run directory."""
