@@ -28,6 +28,9 @@ setup(
         "h5py",
         "pillow",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={
+        # nbclient + ipykernel execute the notebooks in the slow tests
+        "test": ["pytest>=7", "nbformat", "nbclient", "ipykernel"],
+    },
     entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:main"]},
 )
