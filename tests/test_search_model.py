@@ -203,3 +203,46 @@ def test_fit_on_zipped_train_and_valid_batches():
     logs = model.test_step((_features(rng), _features(rng)))
     assert "loss" in logs and "pair_accuracy" in logs
     assert "arch_loss" not in logs
+
+
+# ------------------------------------------------------- which batch feeds which step
+
+
+def _gradients(model, batch, variables):
+    values = [v.value for v in variables]  # Keras variables wrap tf.Variables
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(values)
+        loss, _ = model.objective_loss(batch, training=True)
+    return [np.asarray(g) for g in tape.gradient(loss, values)]
+
+
+def test_weight_step_reads_the_train_batch_and_arch_step_the_valid_batch():
+    """SGD steps, recomputed by hand: w' = w - lr * dL_train/dw at (w, a), then
+    a' = a - arch_lr * dL_valid/da at (w', a) (DARTS first order). Kills the
+    mutation where the architecture step reads the train batch."""
+    rng = np.random.default_rng(11)
+    network = SearchNetwork(["a", "b"], num_cells=2, num_steps=1, multiplier=1,
+                            channels=C, length=L, dropout=0.0,
+                            primitives=("zero", "sum", "concat_fc"))
+    model = SearchModel(network, ProjectionHead(8), temperature=0.5)
+    model(_features(rng, 2 * N))
+    lr, arch_lr = 0.05, 1.0
+    model.compile(keras.optimizers.SGD(lr), keras.optimizers.SGD(arch_lr))
+    train, valid = _batch(rng, "ssl"), _batch(rng, "ssl")
+    weights, arch = model.trainable_weights, model.arch_parameters
+    w0, a0 = _snapshot(weights), _snapshot(arch)
+    expected_w = [w - lr * g for w, g in zip(w0, _gradients(model, train, weights))]
+
+    model.train_step((train, valid))
+    w1, a1 = _snapshot(weights), _snapshot(arch)
+    for got, want in zip(w1, expected_w):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    for v, value in zip(arch, a0):  # back to a, at the updated weights w'
+        v.assign(value)
+    valid_grads = _gradients(model, valid, arch)
+    train_grads = _gradients(model, train, arch)
+    for got, a, g, g_train in zip(a1, a0, valid_grads, train_grads):
+        np.testing.assert_allclose(got, a - arch_lr * g, rtol=1e-4, atol=1e-7)
+        # The batches give clearly different arch gradients, so reading the
+        # wrong one cannot pass the check above.
+        assert not np.allclose(g, g_train, rtol=1e-2, atol=1e-5)

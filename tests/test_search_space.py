@@ -320,3 +320,52 @@ def test_mmimdb_parameter_counts_match_reference(count_params):
         reshape.build((None,) + shape)
         assert (count_params(net.reshapes[name].trainable_weights)
                 == count_params(reshape.trainable_weights))
+
+
+# ----------------------------------------------------- upper-level routing (alpha)
+
+HIGH, LOW_LOGIT = 30.0, -30.0  # identity logits: softmax weight ~1 or ~0
+
+
+def _routing_alpha(net, reads):
+    """alpha whose identity weight is ~1 exactly on the nodes each cell reads.
+
+    `reads[j]` lists the node indices cell j+1 reads (0..K-1 inputs, K.. cells).
+    Columns are [zero, identity]; rows run over cell 1's K edges, then cell
+    2's K + 1 edges, ...
+    """
+    rows = []
+    for j, nodes in enumerate(reads):
+        for i in range(len(NAMES) + j):
+            rows.append([0.0, HIGH if i in nodes else LOW_LOGIT])
+    alpha = np.array(rows, "float32")
+    assert alpha.shape == tuple(net.alpha.shape)
+    return alpha
+
+
+def _inputs_that_matter(net, features):
+    """The input names whose perturbation changes the network's output."""
+    base = np.asarray(net(features, training=False))
+    moved = []
+    for name in NAMES:
+        changed = dict(features, **{name: features[name] + 1.0})
+        if not np.allclose(net(changed, training=False), base, atol=1e-5):
+            moved.append(name)
+    return moved
+
+
+@pytest.mark.parametrize("reads, expected", [
+    ([[1], [0]], ["img", "seq"]),   # cell 2's own rows (offset 3) pick img
+    ([[2], [3]], ["vec"]),          # cell 2 reads only cell 1
+    ([[0, 1], [2]], list(NAMES)),
+])
+def test_cells_read_the_nodes_their_identity_weights_select(reads, expected):
+    """Kills two mutations of the upper level: reading alpha's Zero column
+    instead of Identity (the output would depend on the other inputs), and an
+    alpha offset that never advances (cell 2 would reuse cell 1's rows)."""
+    rng = np.random.default_rng(15)
+    net = _network(num_cells=2, num_steps=1, multiplier=2)
+    features = _features(rng)
+    net(features)
+    net.alpha.assign(_routing_alpha(net, reads))
+    assert _inputs_that_matter(net, features) == expected
