@@ -2,8 +2,10 @@
 
 REFERENCE.md §2: spatial maps are adaptively max-pooled to a sqrt(L) x sqrt(L)
 grid, 1-D vectors become 1x1 maps that pooling repeats L times, sequences are
-pooled (or repeated) to L steps; then a pointwise linear map to C channels,
-batch norm, ReLU and dropout.
+adaptively max-pooled to L steps; then a pointwise linear map to C channels,
+batch norm, ReLU and dropout. Every pooling uses PyTorch's adaptive window rule
+(the reference's `adaptive_max_pool`), also when it upsamples: a sequence of
+T < L steps gives windows of one or two steps, never nearest-index picks.
 """
 
 import math
@@ -24,7 +26,8 @@ def uniform_window(size_in, size_out):
     windows = adaptive_windows(size_in, size_out)
     sizes = {stop - start for start, stop in windows}
     strides = {b[0] - a[0] for a, b in zip(windows, windows[1:])} or {1}
-    if len(sizes) == 1 and len(strides) == 1:
+    # Upsampling repeats windows (stride 0), which max_pool2d cannot express.
+    if len(sizes) == 1 and len(strides) == 1 and min(strides) > 0:
         return sizes.pop(), strides.pop()
     return None
 
@@ -48,8 +51,14 @@ def adaptive_max_pool(x, axis, size_out):
         shape = list(ops.shape(x))
         shape[axis:axis + 1] = [size_out, size_in // size_out]
         return ops.max(ops.reshape(x, shape), axis=axis + 1)
+    windows = adaptive_windows(size_in, size_out)
+    if size_in < size_out:
+        # Upsampling windows hold one or two steps: the max of two gathers.
+        first = ops.take(x, [start for start, _ in windows], axis=axis)
+        last = ops.take(x, [stop - 1 for _, stop in windows], axis=axis)
+        return ops.maximum(first, last)
     pieces = []
-    for start, stop in adaptive_windows(size_in, size_out):
+    for start, stop in windows:
         index = [slice(None)] * len(x.shape)
         index[axis] = slice(start, stop)
         pieces.append(ops.max(x[tuple(index)], axis=axis, keepdims=True))
@@ -102,10 +111,6 @@ class FeatureReshape(layers.Layer):
         if len(x.shape) == 2:
             return x  # repeated in `call`, after the pointwise maps
         if len(x.shape) == 3:
-            steps = x.shape[1]
-            if steps < self.length:  # nearest-neighbour upsampling
-                index = [i * steps // self.length for i in range(self.length)]
-                return ops.take(x, index, axis=1)
             return adaptive_max_pool(x, 1, self.length)
         side = math.isqrt(self.length)
         x = adaptive_max_pool_2d(x, side)
