@@ -119,6 +119,9 @@ def _default_output(config):
 
 
 def main(argv=None):
+    # Before anything imports TensorFlow (building the parser reads RunConfig).
+    from ssnas_tf.quiet import quiet_tensorflow
+    quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -128,7 +131,6 @@ def main(argv=None):
     if not args.command:
         parser.print_help()
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from ssnas_tf.data import DataError
     from ssnas_tf.nas.genotypes import GenotypeError
     from ssnas_tf.workflow.run import Run, RunError
