@@ -14,6 +14,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from ssnas_tf.nas.layers import batch_norm, dense
+
 
 def adaptive_windows(size_in, size_out):
     """PyTorch's adaptive pooling windows: [floor(i*n/m), ceil((i+1)*n/m))."""
@@ -76,17 +78,21 @@ class FeatureReshape(layers.Layer):
         channels: C, output channels. Defaults to 192.
         length: L, output positions. Defaults to 16.
         dropout: dropout rate after the ReLU. Defaults to 0.1.
+        torch_defaults: PyTorch's Dense init and BN variance
+            (`ssnas_tf.nas.layers`). Defaults to False.
 
     Example:
     >>> FeatureReshape(channels=8, length=4)(np.zeros((2, 8, 5, 3))).shape
     (2, 4, 8)
     """
 
-    def __init__(self, channels=192, length=16, dropout=0.1, **kwargs):
+    def __init__(self, channels=192, length=16, dropout=0.1, torch_defaults=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
         self.length = length
         self.dropout = dropout
+        self.torch_defaults = torch_defaults
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -98,11 +104,13 @@ class FeatureReshape(layers.Layer):
             raise ValueError(
                 f"{self.name}: spatial feature {tuple(input_shape)} needs "
                 f"length to be a perfect square, got {self.length}")
-        self.dense = layers.Dense(self.channels)
+        self.dense = dense(self.channels, input_shape[-1], self.torch_defaults)
         self.dense.build((None, input_shape[-1]))
-        self.bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
-        # vectors are normalised before being repeated to L positions
-        self.bn.build((None, self.channels) if rank == 2
+        self.bn = batch_norm(self.torch_defaults)
+        # Vectors are normalised before being repeated to L positions, except
+        # with torch's unbiased variance, whose n / (n - 1) counts the copies.
+        self.repeat_vector_first = rank == 2 and self.torch_defaults
+        self.bn.build((None, self.channels) if rank == 2 and not self.repeat_vector_first
                       else (None, self.length, self.channels))
         self.dropout_layer = layers.Dropout(self.dropout)
 
@@ -116,13 +124,20 @@ class FeatureReshape(layers.Layer):
         x = adaptive_max_pool_2d(x, side)
         return ops.reshape(x, (-1, self.length, x.shape[-1]))
 
+    def repeat(self, z):
+        """(N, C) -> (N, L, C), L identical positions."""
+        return ops.broadcast_to(z[:, None, :], (ops.shape(z)[0], self.length, self.channels))
+
     def call(self, x, training=None):
-        z = ops.relu(self.bn(self.dense(self.pool(x)), training=training))
+        z = self.dense(self.pool(x))
+        if self.repeat_vector_first:
+            z = self.repeat(z)
+        z = ops.relu(self.bn(z, training=training))
         if len(z.shape) == 2:
             # A vector is a 1x1 map repeated L times: linear map, BN (same
             # batch statistics over identical copies) and ReLU commute with the
             # repeat, so repeat last; dropout still acts per position.
-            z = ops.broadcast_to(z[:, None, :], (ops.shape(z)[0], self.length, self.channels))
+            z = self.repeat(z)
         return self.dropout_layer(z, training=training)
 
     def compute_output_shape(self, input_shape):
@@ -131,5 +146,5 @@ class FeatureReshape(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(channels=self.channels, length=self.length,
-                      dropout=self.dropout)
+                      dropout=self.dropout, torch_defaults=self.torch_defaults)
         return config

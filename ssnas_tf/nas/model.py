@@ -11,11 +11,10 @@ backbone taps and dead cells cost nothing.
 import keras
 from keras import layers
 
+from ssnas_tf.nas.cells import CellOutput, FusionOutput, check_feature_names
+from ssnas_tf.nas.feature_reshape import FeatureReshape
 from ssnas_tf.nas.genotypes import Genotype, StepGenotype
 from ssnas_tf.nas.operations import make_primitive
-from ssnas_tf.nas.feature_reshape import FeatureReshape
-from ssnas_tf.nas.model_search import (build_cell_output_layers, build_reshapes,
-                                   cell_output, fusion_output)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -27,10 +26,14 @@ class DerivedCell(layers.Layer):
         channels: C. Defaults to 192.
         length: L. Defaults to 16.
         dropout: Defaults to 0.1.
+        attention_dropout: `attention`'s dropout; None means `dropout`.
+            Defaults to None.
+        torch_defaults: PyTorch's Dense init and BN variance. Defaults to
+            False.
     """
 
     def __init__(self, step_genotype, channels=192, length=16, dropout=0.1,
-                 **kwargs):
+                 attention_dropout=None, torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(step_genotype, dict):
             step_genotype = StepGenotype(
@@ -41,15 +44,19 @@ class DerivedCell(layers.Layer):
         self.channels = channels
         self.length = length
         self.dropout = dropout
-        self.node_multiplier = len(step_genotype.inner_concat)
-        self.ops = [make_primitive(p, channels, length, dropout, name=f"step_{m + 1}_{p}")
+        self.attention_dropout = attention_dropout
+        self.torch_defaults = torch_defaults
+        self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
+                                   torch_defaults, name=f"step_{m + 1}_{p}")
                     for m, p in enumerate(step_genotype.inner_steps)]
+        self.output_block = CellOutput(len(step_genotype.inner_concat), dropout,
+                                       torch_defaults, name="output")
 
     def build(self, input_shape):
         shape = input_shape[0]
         for op in self.ops:
             op.build([shape, shape])
-        build_cell_output_layers(self, shape)
+        self.output_block.build(shape)
 
     def call(self, inputs, training=None):
         nodes = list(inputs)
@@ -58,7 +65,7 @@ class DerivedCell(layers.Layer):
             a, b = edges[2 * m][1], edges[2 * m + 1][1]
             nodes.append(op([nodes[a], nodes[b]], training=training))
         concat = [nodes[i] for i in self.step_genotype.inner_concat]
-        return cell_output(self, concat, inputs[0], training)
+        return self.output_block(concat, inputs[0], training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -70,7 +77,9 @@ class DerivedCell(layers.Layer):
             step_genotype={"inner_edges": [list(e) for e in g.inner_edges],
                            "inner_steps": list(g.inner_steps),
                            "inner_concat": list(g.inner_concat)},
-            channels=self.channels, length=self.length, dropout=self.dropout)
+            channels=self.channels, length=self.length, dropout=self.dropout,
+            attention_dropout=self.attention_dropout,
+            torch_defaults=self.torch_defaults)
         return config
 
 
@@ -86,13 +95,18 @@ class DerivedNetwork(layers.Layer):
         channels: C. Defaults to 192.
         length: L. Defaults to 16.
         dropout: Defaults to 0.1.
+        attention_dropout: the `attention` primitive's dropout; None means
+            `dropout`. Defaults to None.
+        torch_defaults: PyTorch's Dense initialisation and BN running
+            variance (`ssnas_tf.nas.layers`). Defaults to False.
 
     Example:
     >>> net = DerivedNetwork(Genotype.load("genotype.json"), channels=64, length=8)
     >>> fused = net(features)  # (N, 8 * len(genotype.concat) * 64)
     """
 
-    def __init__(self, genotype, channels=192, length=16, dropout=0.1, **kwargs):
+    def __init__(self, genotype, channels=192, length=16, dropout=0.1,
+                 attention_dropout=None, torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(genotype, dict):
             genotype = Genotype.from_dict(genotype)
@@ -100,27 +114,31 @@ class DerivedNetwork(layers.Layer):
         self.channels = channels
         self.length = length
         self.dropout = dropout
-        self.reshapes = {name: FeatureReshape(channels, length, dropout,
+        self.attention_dropout = attention_dropout
+        self.torch_defaults = torch_defaults
+        self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
                                               name=f"reshape_{name}")
                          for name in genotype.used_inputs}
         live = set(genotype.live_cells)
-        self.cells = [DerivedCell(s, channels, length, dropout, name=f"cell_{k + 1}")
+        self.cells = [DerivedCell(s, channels, length, dropout, attention_dropout,
+                                  torch_defaults, name=f"cell_{k + 1}")
                       if k in live else None
                       for k, s in enumerate(genotype.steps)]
+        self.output_block = FusionOutput(name="output")
 
     @property
     def input_names(self):
         return self.genotype.used_inputs
 
     def build(self, input_shape):
-        build_reshapes(self, input_shape)
+        check_feature_names(self.name, self.input_names, input_shape)
+        for name in self.input_names:
+            self.reshapes[name].build(input_shape[name])
         cell_shape = (None, self.length, self.channels)
         for cell in self.cells:
             if cell is not None:
                 cell.build([cell_shape, cell_shape])
-        self.output_norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
-        self.output_norm.build(
-            (None, self.length, len(self.genotype.concat) * self.channels))
+        self.output_block.build([cell_shape] * len(self.genotype.concat))
 
     def call(self, inputs, training=None):
         g = self.genotype
@@ -130,7 +148,7 @@ class DerivedNetwork(layers.Layer):
             i, j = g.cell_inputs(k)
             states.append(None if cell is None
                           else cell([states[i], states[j]], training=training))
-        return fusion_output(self, [states[i] for i in g.concat])
+        return self.output_block([states[i] for i in g.concat])
 
     def compute_output_shape(self, input_shape):
         batch = next(iter(input_shape.values()))[0]
@@ -139,5 +157,7 @@ class DerivedNetwork(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(genotype=self.genotype.to_dict(), channels=self.channels,
-                      length=self.length, dropout=self.dropout)
+                      length=self.length, dropout=self.dropout,
+                      attention_dropout=self.attention_dropout,
+                      torch_defaults=self.torch_defaults)
         return config

@@ -20,9 +20,10 @@ the architecture optimizer.
 import keras
 from keras import layers, ops
 
-from ssnas_tf.nas.operations import (PAPER_PRIMITIVES, check_primitive_names,
-                                 make_primitive)
+from ssnas_tf.nas.cells import CellOutput, FusionOutput, check_feature_names
 from ssnas_tf.nas.feature_reshape import FeatureReshape
+from ssnas_tf.nas.operations import (PAPER_PRIMITIVES, check_primitive_names,
+                                     make_primitive)
 
 EDGE_OPS = ("zero", "identity")  # the unary ops of every mixed edge
 IDENTITY = EDGE_OPS.index("identity")
@@ -46,50 +47,28 @@ def num_upper_edges(num_inputs, num_cells):
     return sum(num_inputs + j for j in range(num_cells))
 
 
-def cell_output(cell, nodes, x, training):
-    """Concat of the last inner nodes (projected to C), + x, LayerNorm.
-
-    Shared by the search cell and the derived cell; `cell` owns the layers.
-    """
-    if cell.node_multiplier > 1:
-        out = ops.concatenate(nodes[-cell.node_multiplier:], axis=-1)
-        out = cell.project_bn(cell.project(out), training=training)
-        out = cell.project_dropout(ops.relu(out), training=training)
-    else:
-        out = nodes[-1]
-    return cell.norm(out + x)
-
-
-def build_cell_output_layers(cell, input_shape):
-    """Creates the layers `cell_output` uses, built for (N, L, C) input."""
-    n, length, channels = input_shape
-    if cell.node_multiplier > 1:
-        cell.project = layers.Dense(channels)
-        cell.project.build((n, length, cell.node_multiplier * channels))
-        cell.project_bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
-        cell.project_bn.build((n, length, channels))
-        cell.project_dropout = layers.Dropout(cell.dropout)
-    cell.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
-    cell.norm.build(input_shape)
-
-
 @keras.saving.register_keras_serializable(package="ssnas_tf")
 class MixedStep(layers.Layer):
     """A mixed binary op: sum_f w_f * f([x, y]) over the primitive set.
 
     Only the primitive names are configuration; the ops are rebuilt from the
-    registry.
+    registry. `attention_dropout` and `torch_defaults` are as in
+    `operations.make_primitive`.
     """
 
     def __init__(self, channels, length, dropout=0.1,
-                 primitives=PAPER_PRIMITIVES, **kwargs):
+                 primitives=PAPER_PRIMITIVES, attention_dropout=None,
+                 torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         check_primitive_names(primitives)
         self.channels = channels
         self.length = length
         self.dropout = dropout
         self.primitives = tuple(primitives)
-        self.ops = [make_primitive(p, channels, length, dropout, name=p)
+        self.attention_dropout = attention_dropout
+        self.torch_defaults = torch_defaults
+        self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
+                                   torch_defaults, name=p)
                     for p in self.primitives]
 
     def build(self, input_shape):
@@ -106,7 +85,9 @@ class MixedStep(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(channels=self.channels, length=self.length,
-                      dropout=self.dropout, primitives=list(self.primitives))
+                      dropout=self.dropout, primitives=list(self.primitives),
+                      attention_dropout=self.attention_dropout,
+                      torch_defaults=self.torch_defaults)
         return config
 
 
@@ -126,10 +107,15 @@ class SearchCell(layers.Layer):
         dropout: Defaults to 0.1.
         primitives: names of the candidate binary ops. Defaults to the
             paper's five.
+        attention_dropout: `attention`'s dropout; None means `dropout`.
+            Defaults to None.
+        torch_defaults: PyTorch's Dense init and BN variance. Defaults to
+            False.
     """
 
     def __init__(self, channels=192, length=16, num_steps=1, node_multiplier=1,
-                 dropout=0.1, primitives=PAPER_PRIMITIVES, **kwargs):
+                 dropout=0.1, primitives=PAPER_PRIMITIVES, attention_dropout=None,
+                 torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         if not 1 <= node_multiplier <= num_steps:
             raise ValueError(
@@ -141,13 +127,18 @@ class SearchCell(layers.Layer):
         self.node_multiplier = node_multiplier
         self.dropout = dropout
         self.primitives = tuple(primitives)
+        self.attention_dropout = attention_dropout
+        self.torch_defaults = torch_defaults
         self.steps = [MixedStep(channels, length, dropout, primitives,
+                                attention_dropout, torch_defaults,
                                 name=f"step_{m + 1}") for m in range(num_steps)]
+        self.output_block = CellOutput(node_multiplier, dropout, torch_defaults,
+                                       name="output")
 
     def build(self, input_shape):
         for step in self.steps:
             step.build([input_shape, input_shape])
-        build_cell_output_layers(self, input_shape)
+        self.output_block.build(input_shape)
 
     def call(self, h, beta_weights, gamma_weights, training=None):
         nodes = [h, h]
@@ -157,7 +148,7 @@ class SearchCell(layers.Layer):
             t = weighted_sum(nodes, beta_weights[offset:offset + count, IDENTITY])
             nodes.append(step([t, t], gamma_weights[m], training=training))
             offset += count
-        return cell_output(self, nodes[2:], h, training)
+        return self.output_block(nodes[-self.node_multiplier:], h, training=training)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -167,26 +158,10 @@ class SearchCell(layers.Layer):
         config.update(channels=self.channels, length=self.length,
                       num_steps=self.num_steps,
                       node_multiplier=self.node_multiplier,
-                      dropout=self.dropout, primitives=list(self.primitives))
+                      dropout=self.dropout, primitives=list(self.primitives),
+                      attention_dropout=self.attention_dropout,
+                      torch_defaults=self.torch_defaults)
         return config
-
-
-def build_reshapes(network, input_shape):
-    """Builds `network.reshapes` for the features it reads, naming missing ones."""
-    missing = [n for n in network.input_names if n not in input_shape]
-    if missing:
-        raise ValueError(
-            f"{network.name}: features {missing} are missing from the inputs "
-            f"(got {sorted(input_shape)})")
-    for name in network.input_names:
-        network.reshapes[name].build(input_shape[name])
-
-
-def fusion_output(network, cell_outputs):
-    """Concat of the last cells -> LayerNorm -> ReLU -> flatten."""
-    out = ops.concatenate(cell_outputs, axis=-1)
-    out = ops.relu(network.output_norm(out))
-    return ops.reshape(out, (-1, out.shape[1] * out.shape[2]))
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -209,6 +184,11 @@ class SearchNetwork(layers.Layer):
         dropout: Defaults to 0.1.
         primitives: candidate binary ops. Defaults to `PAPER_PRIMITIVES`;
             `primitives.REFERENCE_PRIMITIVES` is the BM-NAS code's four.
+        attention_dropout: the `attention` primitive's dropout; None means
+            `dropout`. The BM-NAS code hard-codes 0.1. Defaults to None.
+        torch_defaults: PyTorch's Dense initialisation and BN running
+            variance, as in the BM-NAS code (`ssnas_tf.nas.layers`).
+            Defaults to False.
 
     Example:
     >>> net = SearchNetwork(["image", "text"], channels=8, length=4)
@@ -222,7 +202,8 @@ class SearchNetwork(layers.Layer):
 
     def __init__(self, input_names, num_cells=2, num_steps=1, multiplier=2,
                  node_multiplier=1, channels=192, length=16, dropout=0.1,
-                 primitives=PAPER_PRIMITIVES, **kwargs):
+                 primitives=PAPER_PRIMITIVES, attention_dropout=None,
+                 torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         self.input_names = tuple(input_names)
         if len(self.input_names) < 2:
@@ -243,20 +224,25 @@ class SearchNetwork(layers.Layer):
         self.length = length
         self.dropout = dropout
         self.primitives = tuple(primitives)
-        self.reshapes = {name: FeatureReshape(channels, length, dropout,
+        self.attention_dropout = attention_dropout
+        self.torch_defaults = torch_defaults
+        self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
                                               name=f"reshape_{name}")
                          for name in self.input_names}
         self.cells = [SearchCell(channels, length, num_steps, node_multiplier,
-                                 dropout, primitives, name=f"cell_{j + 1}")
+                                 dropout, primitives, attention_dropout,
+                                 torch_defaults, name=f"cell_{j + 1}")
                       for j in range(num_cells)]
+        self.output_block = FusionOutput(name="output")
 
     def build(self, input_shape):
-        build_reshapes(self, input_shape)
+        check_feature_names(self.name, self.input_names, input_shape)
+        for name in self.input_names:
+            self.reshapes[name].build(input_shape[name])
         cell_shape = (None, self.length, self.channels)
         for cell in self.cells:
             cell.build(cell_shape)
-        self.output_norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
-        self.output_norm.build((None, self.length, self.multiplier * self.channels))
+        self.output_block.build([cell_shape] * self.multiplier)
         init = keras.initializers.RandomNormal(stddev=1e-3)
         k = len(self.input_names)
         self.alpha = self.add_weight(
@@ -292,7 +278,7 @@ class SearchNetwork(layers.Layer):
             h = weighted_sum(states, alpha[offset:offset + count, IDENTITY])
             states.append(cell(h, beta[j], gamma[j], training=training))
             offset += count
-        return fusion_output(self, states[-self.multiplier:])
+        return self.output_block(states[-self.multiplier:])
 
     def compute_output_shape(self, input_shape):
         batch = next(iter(input_shape.values()))[0]
@@ -305,5 +291,7 @@ class SearchNetwork(layers.Layer):
                       multiplier=self.multiplier,
                       node_multiplier=self.node_multiplier,
                       channels=self.channels, length=self.length,
-                      dropout=self.dropout, primitives=list(self.primitives))
+                      dropout=self.dropout, primitives=list(self.primitives),
+                      attention_dropout=self.attention_dropout,
+                      torch_defaults=self.torch_defaults)
         return config

@@ -2,7 +2,8 @@
 
 Every primitive maps two tensors x, y of shape (N, L, C) to one of the same
 shape, and is called as `op([x, y])`. Constructors share one signature
-(`channels`, `length`, `dropout`) so mixed ops can build any of them by name.
+(`channels`, `length`, `dropout`, `torch_defaults`) so mixed ops can build any
+of them by name.
 
 Names (and the BM-NAS reference code's names):
 
@@ -23,18 +24,25 @@ import math
 import keras
 from keras import layers, ops
 
+from ssnas_tf.nas.layers import batch_norm, dense
+
 PAPER_PRIMITIVES = ("zero", "sum", "attention", "linear_glu", "concat_fc")
 REFERENCE_PRIMITIVES = ("sum", "attention", "linear_glu", "concat_fc")
 
 
 class _Primitive(layers.Layer):
-    """Shared constructor and config of all primitives."""
+    """Shared constructor and config of all primitives.
 
-    def __init__(self, channels, length, dropout=0.1, **kwargs):
+    `torch_defaults` gives Dense and BN layers PyTorch's defaults
+    (`ssnas_tf.nas.layers`); primitives without them ignore it.
+    """
+
+    def __init__(self, channels, length, dropout=0.1, torch_defaults=False, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
         self.length = length
         self.dropout = dropout
+        self.torch_defaults = torch_defaults
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -42,7 +50,7 @@ class _Primitive(layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(channels=self.channels, length=self.length,
-                      dropout=self.dropout)
+                      dropout=self.dropout, torch_defaults=self.torch_defaults)
         return config
 
 
@@ -90,9 +98,10 @@ class _ConcatLinear(_Primitive):
 
     def build(self, input_shape):
         n, length, channels = input_shape[0]
-        self.dense = layers.Dense(self.out_factor * self.channels)
+        self.dense = dense(self.out_factor * self.channels, 2 * channels,
+                           self.torch_defaults)
         self.dense.build((n, length, 2 * channels))
-        self.bn = layers.BatchNormalization(momentum=0.9, epsilon=1e-5)
+        self.bn = batch_norm(self.torch_defaults)
         self.bn.build((n, length, self.out_factor * self.channels))
         self.dropout_layer = layers.Dropout(self.dropout)
 
@@ -141,8 +150,21 @@ def check_primitive_names(names, field="primitives"):
                 f"{', '.join(PRIMITIVES)}")
 
 
-def make_primitive(primitive, channels, length, dropout=0.1, **kwargs):
-    """Builds the primitive registered under the name `primitive`."""
+def make_primitive(primitive, channels, length, dropout=0.1, attention_dropout=None,
+                   torch_defaults=False, **kwargs):
+    """Builds the primitive registered under the name `primitive`.
+
+    Args:
+        primitive: a name in `PRIMITIVES`.
+        channels, length: C and L.
+        dropout: the primitive's dropout rate. Defaults to 0.1.
+        attention_dropout: `attention`'s rate instead of `dropout`; None
+            means `dropout`. (The BM-NAS code hard-codes 0.1.) Defaults to None.
+        torch_defaults: PyTorch's Dense init and BN variance. Defaults to False.
+        **kwargs: layer keyword arguments, such as `name`.
+    """
     check_primitive_names([primitive])
+    if primitive == "attention" and attention_dropout is not None:
+        dropout = attention_dropout
     return PRIMITIVES[primitive](channels=channels, length=length, dropout=dropout,
-                                 **kwargs)
+                                 torch_defaults=torch_defaults, **kwargs)
