@@ -57,6 +57,12 @@ def _config_flags(parser):
     g.add_argument("--dataset-option", action="append", default=[], metavar="KEY=JSON",
                    help="extra loader option, e.g. target='\"category\"' (repeatable)")
     g.add_argument("--jit-compile", action="store_true", help="XLA (for GPUs)")
+    g.add_argument("--attention-dropout", type=float, default=None,
+                   help="attention primitive's dropout (default: the dropout; "
+                        "the BM-NAS code uses 0.1)")
+    g.add_argument("--torch-defaults", action="store_true",
+                   help="PyTorch's Dense init and BN running variance in the "
+                        "fusion network, as in the BM-NAS code")
     g.add_argument("--overwrite", action="store_true",
                    help="reuse an --output directory that holds results")
 
@@ -84,7 +90,8 @@ def _config_from_args(args):
         finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
         projection_dim=args.projection_dim,
         primitives=tuple(p for p in args.primitives.split(",") if p),
-        dataset_options=options or None, jit_compile=args.jit_compile)
+        dataset_options=options or None, jit_compile=args.jit_compile,
+        attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults)
 
 
 def build_parser():

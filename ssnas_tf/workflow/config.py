@@ -52,6 +52,11 @@ class RunConfig:
         augment_overrides: per-modality augmentation overrides, JSON-able
             {modality: {field: value}}. Defaults to None.
         dataset_options: extra loader options as a JSON-able dict.
+        attention_dropout: the attention primitive's dropout; None means
+            `dropout` (the BM-NAS code hard-codes 0.1). Defaults to None.
+        torch_defaults: PyTorch's Dense initialisation and BN running
+            variance in the fusion network, as in the BM-NAS code.
+            Defaults to False.
         jit_compile: XLA for the training steps (for GPUs). Defaults to False.
     """
 
@@ -89,6 +94,8 @@ class RunConfig:
     augment_overrides: Optional[dict] = None
     dataset_options: Optional[dict] = None
     jit_compile: bool = False
+    attention_dropout: Optional[float] = None
+    torch_defaults: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -119,6 +126,9 @@ class RunConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
+            raise ValueError(f"attention_dropout must be in [0, 1), got "
+                             f"{self.attention_dropout}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         if self.backbones not in ("small", "reference"):

@@ -229,7 +229,8 @@ class Run:
             list(backbones.output), num_cells=c.num_cells, num_steps=c.num_steps,
             multiplier=c.multiplier, node_multiplier=c.node_multiplier,
             channels=c.channels, length=c.length, dropout=c.dropout,
-            primitives=c.primitives)
+            primitives=c.primitives, attention_dropout=c.attention_dropout,
+            torch_defaults=c.torch_defaults)
         ssl = c.method == "ssl"
         head = ProjectionHead(c.projection_dim) if ssl else classifier_head(ds.num_classes)
         model = SearchModel(network, head, objective=c.method, backbone=backbones,
@@ -335,7 +336,8 @@ class Run:
                   for name, t in backbones.input.items()}
         features = backbones(inputs, training=False)
         fused = DerivedNetwork(genotype, channels=c.channels, length=c.length,
-                               dropout=c.dropout, name="fusion")(features)
+                               dropout=c.dropout, attention_dropout=c.attention_dropout,
+                               torch_defaults=c.torch_defaults, name="fusion")(features)
         return keras.Model(inputs, fused, name="encoder")
 
     # -- step 2: contrastive pretraining of the derived network -------------

@@ -1,0 +1,51 @@
+"""Tests that the network options of RunConfig reach the CLI and the built models."""
+
+import keras
+import numpy as np
+import pytest
+
+from ssnas_tf.cli import _config_from_args, build_parser
+from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
+from ssnas_tf.nas.layers import UnbiasedVarianceBatchNorm
+from ssnas_tf.nas.operations import ScaledDotAttention
+from ssnas_tf.workflow.config import RunConfig
+from ssnas_tf.workflow.run import Run
+
+
+def _config(*flags):
+    return _config_from_args(build_parser().parse_args(["run", *flags]))
+
+
+def test_reference_flags_reach_the_config():
+    config = _config("--attention-dropout", "0.1", "--torch-defaults")
+    assert (config.attention_dropout, config.torch_defaults) == (0.1, True)
+    assert RunConfig.from_json(config.to_json()) == config
+    default = _config()
+    assert (default.attention_dropout, default.torch_defaults) == (None, False)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_attention_dropout_out_of_range_is_named(value):
+    with pytest.raises(ValueError, match="attention_dropout"):
+        RunConfig(attention_dropout=value)
+
+
+def _backbones():
+    inputs = {"x": keras.Input((3,), name="x"), "y": keras.Input((5,), name="y")}
+    return keras.Model(inputs, {"a": keras.layers.Dense(4)(inputs["x"]),
+                                "b": keras.layers.Dense(6)(inputs["y"])})
+
+
+def test_encoder_is_built_with_the_reference_options(tmp_path):
+    step = StepGenotype(((EDGE_OP, 0), (EDGE_OP, 1)), ("attention",), (2,))
+    genotype = Genotype(inputs=("a", "b"), edges=((EDGE_OP, 0), (EDGE_OP, 1)),
+                        steps=(step,), concat=(2,))
+    config = RunConfig(channels=8, length=4, num_cells=1, multiplier=1, dropout=0.3,
+                       attention_dropout=0.05, torch_defaults=True)
+    encoder = Run(str(tmp_path), config).build_encoder(genotype, _backbones())
+    layers = list(encoder._flatten_layers())
+    assert [l.dropout for l in layers if isinstance(l, ScaledDotAttention)] == [0.05]
+    bns = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert bns and all(isinstance(l, UnbiasedVarianceBatchNorm) for l in bns)
+    out = encoder({"x": np.ones((2, 3), "float32"), "y": np.ones((2, 5), "float32")})
+    assert tuple(out.shape) == (2, 4 * 8)
