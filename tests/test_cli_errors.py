@@ -322,6 +322,7 @@ def test_results_record_the_genotype_the_classifier_was_built_from(run_copy, fin
         step["inner_steps"] = ["sum"] * len(step["inner_steps"])
     other = tmp_path / "other.json"
     other.write_text(json.dumps(g))
+    os.remove(os.path.join(run_copy, "encoder.keras"))  # pretrained for genotype.json
     assert exit_code(["finetune", "--output", run_copy, "--genotype", str(other)]) == 0
     assert exit_code(["evaluate", "--output", run_copy]) == 0
     with open(os.path.join(run_copy, "results.json")) as f:
@@ -346,3 +347,29 @@ def test_overwrite_clears_the_previous_runs_artifacts(run_copy):
     assert left == []
     with open(os.path.join(run_copy, "config.json")) as f:
         assert json.load(f)["seed"] == 5
+
+
+@pytest.mark.parametrize("failing", ["splits.json", "config.json"])
+def test_interrupted_start_never_pairs_a_new_config_with_old_artifacts(
+        failing, run_copy, monkeypatch):
+    """`start` removes the previous run's artifacts before it writes anything:
+    interrupted at any write, the directory holds no old artifact beside a new
+    config.json."""
+    from ssnas_tf.workflow import run as run_module
+    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.run import STEP_ARTIFACTS, Run
+    real = run_module.atomic_write_text
+
+    def crash_on(path, text):
+        if os.path.basename(path) == failing:
+            raise KeyboardInterrupt
+        return real(path, text)
+    monkeypatch.setattr(run_module, "atomic_write_text", crash_on)
+    old_config = _bytes(os.path.join(run_copy, "config.json"))
+    with pytest.raises(KeyboardInterrupt):
+        Run(run_copy, RunConfig(seed=5)).start(overwrite=True)
+    config = os.path.join(run_copy, "config.json")
+    left = [n for n in STEP_ARTIFACTS if os.path.exists(os.path.join(run_copy, n))]
+    if left:
+        assert os.path.exists(config) and _bytes(config) == old_config, left
+    assert not os.path.exists(config) or _bytes(config) == old_config

@@ -44,7 +44,8 @@ RESULT_KEYS = ("dataset", "method", "label_fraction", "seed", "weighted_f1", "ac
                "genotype", "export_dir", "splits", "seconds")
 ARTIFACTS = ("config.json", "splits.json", "backbones.keras", "search_log.jsonl",
              "genotype.json", "architecture.svg", "architecture.png", "encoder.keras",
-             "classifier.keras", "results.json")
+             "encoder_genotype.json", "classifier.keras", "classifier_genotype.json",
+             "results.json")
 
 _FINISHED = {}
 
@@ -170,6 +171,7 @@ def test_results_json(tiny_run):
         assert isinstance(results["seconds"][step], (int, float)), step
         assert results["seconds"][step] >= 0, step
     assert results["seconds"]["pretrain"] > 0  # ssl pretrains
+    assert results["encoder_origin"] == "pretrained"
     assert results["export_dir"] == os.path.abspath(
         os.path.join(directory, "export", "ssnas_mfeat", "1"))
 
@@ -314,13 +316,11 @@ def test_cli_finetune_with_another_genotype(tiny_run, tmp_path, mfeat):
     export into another root: a classifier for that genotype."""
     directory, results = tiny_run
     d = copy_run(directory, tmp_path / "copy", skip=("classifier.keras", "results.json",
-                                                     "export"))
-    other = dict(results["genotype"])
-    other["steps"] = [dict(s, inner_steps=["sum"]) for s in other["steps"]]
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(other))
+                                                     "export", "encoder.keras"))
+    other, path = _other_genotype(results["genotype"], tmp_path)
     root = str(tmp_path / "served")
-    assert main(["finetune", "--output", d, "--genotype", str(path)]) == 0
+    with pytest.warns(RuntimeWarning, match="encoder.keras not found"):
+        assert main(["finetune", "--output", d, "--genotype", path]) == 0
     assert main(["evaluate", "--output", d]) == 0
     assert main(["export", "--output", d, "--export-root", root, "--model-name", "other",
                  "--model-version", "3"]) == 0
@@ -328,3 +328,50 @@ def test_cli_finetune_with_another_genotype(tiny_run, tmp_path, mfeat):
     assert new["export_dir"] == os.path.abspath(os.path.join(root, "other", "3"))
     assert os.path.isfile(os.path.join(root, "other", "3", "saved_model.pb"))
     assert 0.0 <= new["weighted_f1"] <= 1.0
+    assert new["genotype"] == other and new["encoder_origin"] == "random"
+
+
+def _other_genotype(genotype, folder):
+    """A genotype unlike `genotype` (other fusion ops), saved in `folder`."""
+    other = json.loads(json.dumps(genotype))
+    for step in other["steps"]:
+        step["inner_steps"] = ["concat_fc" if op == "sum" else "sum"
+                               for op in step["inner_steps"]]
+    path = os.path.join(folder, "other_genotype.json")
+    with open(path, "w") as f:
+        json.dump(other, f)
+    return other, path
+
+
+def test_finetune_refuses_an_encoder_pretrained_from_another_genotype(
+        tiny_run, tmp_path, capsys):
+    """`pretrain --genotype X` builds encoder.keras from X: `finetune` asked for
+    the run's genotype refuses it; `finetune --genotype X` uses it and every
+    artifact records X."""
+    directory, results = tiny_run
+    d = copy_run(directory, tmp_path / "copy", skip=(
+        "classifier.keras", "classifier_genotype.json", "results.json", "export"))
+    other, path = _other_genotype(results["genotype"], tmp_path)
+    assert main(["pretrain", "--output", d, "--genotype", path]) == 0
+    assert _read_json(os.path.join(d, "encoder_genotype.json")) == other
+    capsys.readouterr()
+    assert main(["finetune", "--output", d]) == 2
+    err = capsys.readouterr().err
+    assert "ssnas finetune: error: " in err and "encoder.keras" in err, err
+    assert "genotype.json" in err and "ssnas pretrain" in err, err
+    assert not os.path.exists(os.path.join(d, "classifier.keras"))
+    assert main(["finetune", "--output", d, "--genotype", path]) == 0
+    assert main(["evaluate", "--output", d]) == 0
+    assert _read_json(os.path.join(d, "classifier_genotype.json")) == other
+    recorded = _read_json(os.path.join(d, "results.json"))
+    assert recorded["genotype"] == other and recorded["encoder_origin"] == "pretrained"
+
+
+def test_ssl_finetune_without_an_encoder_warns_and_records_it(tiny_run, tmp_path):
+    directory, _ = tiny_run
+    d = copy_run(directory, tmp_path / "copy", skip=(
+        "encoder.keras", "encoder_genotype.json", "classifier.keras", "results.json",
+        "export"))
+    with pytest.warns(RuntimeWarning, match="encoder.keras not found"):
+        Run(d, verbose=0).finetune()
+    assert _read_json(os.path.join(d, "results.json"))["encoder_origin"] == "random"

@@ -5,6 +5,7 @@ import json
 import keras
 import numpy as np
 
+from ssnas_tf.atomic import atomic_append_line
 from ssnas_tf.nas.derive import derive_genotype
 
 
@@ -18,7 +19,8 @@ class GenotypeTracker(keras.callbacks.Callback):
         score_fn: `score_fn(model, logs) -> float`, the validation criterion.
         mode: "min" or "max": which criterion value is better.
         log_path: optional JSON-lines file receiving, per epoch, the softmaxed
-            alpha, beta, gamma, the genotype and the score. Defaults to None.
+            alpha, beta, gamma, the genotype and the score; each line is
+            added atomically. Defaults to None.
         verbose: print one line per epoch. Defaults to True.
     """
 
@@ -51,9 +53,8 @@ class GenotypeTracker(keras.callbacks.Callback):
                                    for k, v in network.arch_weights().items()},
                   "genotype": genotype.to_dict()}
         self.history.append(record)
-        if self.log_path:
-            with open(self.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+        if self.log_path:  # a crash leaves whole lines only
+            atomic_append_line(self.log_path, json.dumps(record))
         if self.verbose:
             used = ", ".join(genotype.used_inputs)
             print(f"  epoch {epoch + 1}: criterion {score:.4f} "

@@ -188,8 +188,9 @@ class Genotype:
         return cls.from_dict(data)
 
     def save(self, path):
-        with open(path, "w") as f:
-            f.write(self.to_json() + "\n")
+        """Writes the genotype's JSON to `path` atomically."""
+        from ssnas_tf.atomic import atomic_write_text
+        atomic_write_text(path, self.to_json() + "\n")
 
     @classmethod
     def load(cls, path):

@@ -32,6 +32,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import keras
 import tensorflow as tf
@@ -67,7 +68,7 @@ DATASET_AUGMENT = {
 # (Exports are kept: TF Serving serves the newest version.)
 STEP_ARTIFACTS = ("results.json", "search_log.jsonl", "backbones.keras", "genotype.json",
                   "architecture.svg", "architecture.png", "encoder.keras",
-                  "classifier.keras", "classifier_genotype.json")
+                  "encoder_genotype.json", "classifier.keras", "classifier_genotype.json")
 
 
 class RunError(RuntimeError):
@@ -154,14 +155,16 @@ class Run:
                 f"maps, which are pooled to a sqrt(L) x sqrt(L) grid; use a square "
                 f"length such as 4, 9 or 16")
         os.makedirs(self.directory, exist_ok=True)
-        atomic_write_text(self.path("config.json"), self.config.to_json())
-        atomic_write_text(self.path("splits.json"), json.dumps(
-            {"sizes": self.splits.sizes(), **self.splits.to_dict()}))
-        # Only now, with every check passed: a restarted run must never pick up
-        # an artifact of the previous one (e.g. its encoder with a new genotype).
-        for stale in STEP_ARTIFACTS:
+        # Only now, with every check passed, and before anything new is
+        # written: a restarted run must never pick up an artifact of the
+        # previous one (e.g. its encoder with a new genotype), even if it is
+        # interrupted here. config.json goes last: it marks a started run.
+        for stale in STEP_ARTIFACTS + ("splits.json", "config.json"):
             if os.path.exists(self.path(stale)):
                 os.remove(self.path(stale))
+        atomic_write_text(self.path("splits.json"), json.dumps(
+            {"sizes": self.splits.sizes(), **self.splits.to_dict()}))
+        atomic_write_text(self.path("config.json"), self.config.to_json())
         _log(f"[ssnas] {self.config.dataset}: {self.dataset.num_samples} samples, "
              f"modalities {dict(self.dataset.kinds)}; method {self.config.method}, "
              f"label fraction {self.config.label_fraction}, seed {self.config.seed}; "
@@ -362,6 +365,9 @@ class Run:
         model.fit(pairs, epochs=c.pretrain_epochs, steps_per_epoch=steps,
                   verbose=self.verbose, shuffle=False)
         atomic_save_model(encoder, self.path("encoder.keras"))
+        # The genotype the encoder was built from (it may come from --genotype);
+        # `finetune` checks it against the encoder itself.
+        atomic_write_text(self.path("encoder_genotype.json"), genotype.to_json() + "\n")
         return self._record(seconds={"pretrain": round(time.perf_counter() - start, 1)})
 
     # -- step 3: classifier ---------------------------------------------------
@@ -371,14 +377,7 @@ class Run:
         # Validate everything before any training or writing.
         genotype = self.load_genotype(genotype_path)
         start = time.perf_counter()
-        self._seed(4)
-        encoder_path = self.path("encoder.keras")
-        if c.method == "ssl" and genotype_path is None and os.path.exists(encoder_path):
-            encoder = keras.models.load_model(encoder_path)
-            origin = "pretrained encoder"
-        else:
-            encoder = self.build_encoder(genotype, self._frozen_backbones())
-            origin = "freshly initialised fusion network"
+        encoder, origin = self._finetune_encoder(genotype, genotype_path)
         logits = classifier_head(ds.num_classes)(encoder.output)
         classifier = keras.Model(encoder.input, logits, name="classifier")
         loss = (keras.losses.BinaryCrossentropy(from_logits=True) if ds.multilabel
@@ -388,14 +387,44 @@ class Run:
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
                                 shuffle=True, repeat=True)
-        _log(f"[ssnas] finetune: classifier on the {origin}, {c.finetune_epochs} "
-             f"epochs x {steps} steps on {len(s.labeled)} labeled samples")
+        _log(f"[ssnas] finetune: classifier on the {origin} fusion network, "
+             f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} "
+             f"labeled samples")
         classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
                        verbose=self.verbose, shuffle=False)
         atomic_save_model(classifier, self.path("classifier.keras"))
         # The genotype this classifier was built from (it may come from --genotype).
         atomic_write_text(self.path("classifier_genotype.json"), genotype.to_json() + "\n")
-        return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
+        return self._record(encoder_origin=origin,
+                            seconds={"finetune": round(time.perf_counter() - start, 1)})
+
+    def _finetune_encoder(self, genotype, genotype_path):
+        """The encoder to fine-tune and its origin, "pretrained" or "random".
+
+        An ssl run uses encoder.keras when it exists, and refuses it when it
+        was built from another genotype than the one asked for.
+        """
+        self._seed(4)  # the fusion network's initialisation, as before
+        path = self.path("encoder.keras")
+        if self.config.method == "ssl" and os.path.exists(path):
+            encoder = keras.models.load_model(path)
+            built_from = built_genotype(encoder, path)
+            if built_from.to_dict() != genotype.to_dict():
+                asked = genotype_path or self.path("genotype.json")
+                flag = f" --genotype {genotype_path}" if genotype_path else ""
+                raise RunError(
+                    f"{path} was pretrained from another genotype than {asked} "
+                    f"(its genotype: {self.path('encoder_genotype.json')}); run "
+                    f"`ssnas pretrain --output {self.directory}{flag}` first, or "
+                    f"delete {path} to fine-tune a randomly initialised fusion network")
+            return encoder, "pretrained"
+        if self.config.method == "ssl":
+            warnings.warn(
+                f"{path} not found: fine-tuning a randomly initialised fusion network "
+                f"(run `ssnas pretrain` first for the method's pretrained encoder); "
+                f"results.json records encoder_origin 'random'", RuntimeWarning,
+                stacklevel=3)
+        return self.build_encoder(genotype, self._frozen_backbones()), "random"
 
     def evaluate(self):
         """Scores the classifier on the held-out test split."""
@@ -412,8 +441,8 @@ class Run:
         else:
             metrics["accuracy"] = round(accuracy(y, probs), 4)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
-        genotype_path = self.path("classifier_genotype.json")
-        genotype = self.load_genotype(genotype_path if os.path.exists(genotype_path) else None)
+        # The classifier's own fusion layer holds the genotype it was built from.
+        genotype = built_genotype(classifier, self.path("classifier.keras"))
         return self._record(dataset=c.dataset, method=c.method,
                             label_fraction=c.label_fraction, seed=c.seed,
                             splits=s.sizes(), genotype=genotype.to_dict(),
@@ -445,6 +474,22 @@ class Run:
         self.finetune()
         self.evaluate()
         return self.export()
+
+
+def built_genotype(model, path):
+    """The genotype `model` (an encoder or classifier) was built from.
+
+    Read from the model's own "fusion" layer, so it cannot disagree with the
+    weights.
+
+    Raises:
+        RunError: the model has no fusion network.
+    """
+    try:
+        return model.get_layer("fusion").genotype
+    except ValueError:
+        raise RunError(f"{path}: no 'fusion' layer; not an ssnas encoder or "
+                       f"classifier") from None
 
 
 def _probabilities(logits, multilabel):
