@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
 from ssnas_tf.ssl.losses import NTXent, nt_xent, positive_retrieval_accuracy
-from ssnas_tf.nas.architect import SearchModel, add_l2, stack_views
+from ssnas_tf.nas.architect import SearchModel, add_l2, reference_optimizers
+from ssnas_tf.ssl.contrastive_model import stack_views
 from ssnas_tf.nas.model_search import SearchNetwork
 
 N, L, C = 4, 4, 8
@@ -246,3 +247,80 @@ def test_weight_step_reads_the_train_batch_and_arch_step_the_valid_batch():
         # The batches give clearly different arch gradients, so reading the
         # wrong one cannot pass the check above.
         assert not np.allclose(g, g_train, rtol=1e-2, atol=1e-5)
+
+
+# -------------------------------------------------------------------- saving
+
+
+def test_search_model_config_and_keras_round_trip(tmp_path):
+    rng = np.random.default_rng(12)
+    model = _model("ssl")
+    for v in model.arch_parameters:
+        v.assign(rng.normal(size=v.shape).astype("float32"))
+    config = model.get_config()
+    assert (config["objective"], config["temperature"]) == ("ssl", 0.5)
+    clone = SearchModel.from_config(config)
+    assert (clone.objective, clone.temperature, clone.multilabel) == ("ssl", 0.5, False)
+    assert clone.network.get_config() == model.network.get_config()
+    features = _features(rng)
+    clone(features)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(features, training=False),
+                               model(features, training=False), rtol=1e-6, atol=1e-6)
+
+    model.save(tmp_path / "search.keras")
+    loaded = keras.saving.load_model(tmp_path / "search.keras")
+    assert isinstance(loaded, SearchModel) and loaded.objective == "ssl"
+    for a, b in zip(loaded.arch_parameters, model.arch_parameters):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(loaded(features, training=False),
+                                  model(features, training=False))
+
+
+def test_supervised_search_model_keras_round_trip(tmp_path):
+    rng = np.random.default_rng(13)
+    model = _model("supervised", multilabel=True)
+    model.save(tmp_path / "supervised.keras")
+    loaded = keras.saving.load_model(tmp_path / "supervised.keras")
+    assert (loaded.objective, loaded.multilabel) == ("supervised", True)
+    features = _features(rng)
+    np.testing.assert_array_equal(loaded(features, training=False),
+                                  model(features, training=False))
+
+
+# ------------------------------------------------------------ the optimizers
+
+
+def _sgdr(step, period, lr_max, lr_min):
+    """SGDR (torch CosineAnnealingWarmRestarts, T_mult 2) at optimizer step `step`."""
+    start, length = 0, period
+    while step >= start + length:
+        start, length = start + length, 2 * length
+    return lr_min + 0.5 * (lr_max - lr_min) * (1 + np.cos(np.pi * (step - start) / length))
+
+
+def test_reference_optimizers_schedule_is_cosine_with_doubling_restarts():
+    steps_per_epoch = 10
+    weights_opt, arch_opt = reference_optimizers(steps_per_epoch, learning_rate=2e-3,
+                                                 min_learning_rate=1e-5,
+                                                 arch_learning_rate=3e-4)
+    # Restarts at 10, 30, 70: periods of 10, 20, 40 steps.
+    for step in [0, 1, 5, 9, 10, 11, 20, 29, 30, 50, 69, 70, 100]:
+        weights_opt.iterations.assign(step)
+        np.testing.assert_allclose(float(weights_opt.learning_rate),
+                                   _sgdr(step, 10, 2e-3, 1e-5), rtol=1e-5,
+                                   err_msg=f"step {step}")
+    # The architecture optimizer: constant Adam(3e-4, beta_1 = 0.5).
+    np.testing.assert_allclose(float(arch_opt.learning_rate), 3e-4)
+    assert (arch_opt.beta_1, arch_opt.beta_2) == (0.5, 0.999)
+    assert isinstance(weights_opt, keras.optimizers.Adam)
+
+
+def test_schedule_advances_with_the_weight_optimizer_steps():
+    rng = np.random.default_rng(14)
+    model = _model()
+    model.compile(*reference_optimizers(steps_per_epoch=2, learning_rate=1e-2))
+    for _ in range(3):
+        model.train_step((_batch(rng, "ssl"), _batch(rng, "ssl")))
+    lr = float(model.optimizer.learning_rate)
+    np.testing.assert_allclose(lr, _sgdr(3, 2, 1e-2, 1e-6), rtol=1e-5)

@@ -22,14 +22,9 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ssnas_tf.ssl.losses import nt_xent, positive_retrieval_accuracy
+from ssnas_tf.ssl.contrastive_model import simclr_loss
 
 OBJECTIVES = ("ssl", "supervised")
-
-
-def stack_views(view1, view2):
-    """Stacks two views (dicts of tensors) along the batch axis."""
-    return {k: ops.concatenate([view1[k], view2[k]], axis=0) for k in view1}
 
 
 def supervised_loss(y_true, logits, multilabel):
@@ -145,12 +140,7 @@ class SearchModel(keras.Model):
     def objective_loss(self, batch, training):
         """(loss, pair accuracy or None) of one batch under the objective."""
         if self.objective == "ssl":
-            view1, view2 = batch
-            n = ops.shape(next(iter(view1.values())))[0]
-            z = self(stack_views(view1, view2), training=training)
-            z1, z2 = z[:n], z[n:]
-            return (nt_xent(z1, z2, self.temperature),
-                    positive_retrieval_accuracy(z1, z2))
+            return simclr_loss(self, batch, self.temperature, training)
         x, y = batch
         return supervised_loss(y, self(x, training=training), self.multilabel), None
 

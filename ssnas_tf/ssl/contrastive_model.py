@@ -1,15 +1,44 @@
-"""Contrastive pretraining of a fixed encoder (step 2 of the method).
+"""The SimCLR step, and contrastive pretraining of a fixed encoder.
+
+`simclr_loss` is the one SimCLR objective of the package: both views of a
+batch through the model in one call, NT-Xent on the projections. The search
+(`ssnas_tf.nas.architect.SearchModel`, objective "ssl") and `ContrastiveModel`
+both use it.
 
 `ContrastiveModel` = encoder f (backbones + derived fusion network) + projection
-head g, trained with NT-Xent on pairs of augmented views. After training, g is
-dropped and f goes on to the classifier (step 3).
+head g, trained with NT-Xent on pairs of augmented views (step 2 of the
+method). After training, g is dropped and f goes on to the classifier (step 3).
 """
 
 import keras
 import tensorflow as tf
+from keras import ops
 
 from ssnas_tf.ssl.losses import nt_xent, positive_retrieval_accuracy
-from ssnas_tf.nas.architect import stack_views
+
+
+def stack_views(view1, view2):
+    """Stacks two views (dicts of tensors) along the batch axis."""
+    return {k: ops.concatenate([view1[k], view2[k]], axis=0) for k in view1}
+
+
+def simclr_loss(model, views, temperature, training):
+    """(NT-Xent loss, positive retrieval accuracy) of `model` on a view pair.
+
+    Both views go through `model` in one call (so batch norm sees all 2N
+    samples, as in SimCLR), and the projections are split back into z1, z2.
+
+    Args:
+        model: maps a dict of inputs to projections z.
+        views: (view1, view2), dicts of tensors with the same keys.
+        temperature: NT-Xent tau.
+        training: passed to `model`.
+    """
+    view1, view2 = views
+    n = ops.shape(next(iter(view1.values())))[0]
+    z = model(stack_views(view1, view2), training=training)
+    z1, z2 = z[:n], z[n:]
+    return nt_xent(z1, z2, temperature), positive_retrieval_accuracy(z1, z2)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -42,16 +71,9 @@ class ContrastiveModel(keras.Model):
     def call(self, inputs, training=None):
         return self.head(self.encoder(inputs, training=training), training=training)
 
-    def _loss(self, data, training):
-        view1, view2 = data
-        n = tf.shape(next(iter(view1.values())))[0]
-        z = self(stack_views(view1, view2), training=training)
-        return (nt_xent(z[:n], z[n:], self.temperature),
-                positive_retrieval_accuracy(z[:n], z[n:]))
-
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            loss, accuracy = self._loss(data, training=True)
+            loss, accuracy = simclr_loss(self, data, self.temperature, training=True)
         weights = self.trainable_weights
         self.optimizer.apply(tape.gradient(loss, weights), weights)
         self.loss_tracker.update_state(loss)
@@ -59,7 +81,7 @@ class ContrastiveModel(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
-        loss, accuracy = self._loss(data, training=False)
+        loss, accuracy = simclr_loss(self, data, self.temperature, training=False)
         self.loss_tracker.update_state(loss)
         self.pair_accuracy_tracker.update_state(accuracy)
         return {m.name: m.result() for m in self.metrics}
