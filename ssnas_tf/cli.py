@@ -48,7 +48,8 @@ def _config_flags(parser):
     g.add_argument("--backbones", default=defaults.backbones, choices=("small", "reference"),
                    help="reference = VGG19 taps + Maxout MLP (BM-NAS, MM-IMDB)")
     g.add_argument("--image-weights", default=None,
-                   help="VGG19 weights for --backbones reference: imagenet or a file")
+                   help="VGG19 weights, required by --backbones reference: imagenet, "
+                        "a weights file, or random (random frozen VGG19 features)")
     g.add_argument("--finetune-batch-size", type=int, default=defaults.finetune_batch_size)
     g.add_argument("--temperature", type=float, default=defaults.temperature)
     g.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
@@ -163,7 +164,9 @@ def main(argv=None):
                 run.export(args.export_root, args.model_name, args.model_version)
             else:
                 run.evaluate()
-    except (DataError, GenotypeError, RunError, ValueError, FileNotFoundError) as err:
+    except (DataError, GenotypeError, RunError, ValueError, FileNotFoundError,
+            FileExistsError, PermissionError) as err:
+        # Messages name the file or setting at fault; a traceback adds nothing.
         print(f"ssnas {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 
 from ssnas_tf.cli import main
@@ -140,7 +141,13 @@ def test_bad_new_run_creates_nothing(argv, needles, tmp_path, capsys):
     (["--dataset-option", "views"], ["--dataset-option", "KEY=JSON"]),
     (["--dataset-option", "colour=1"], ["colour"]),
     (["--batch-size", "1"], ["batch_size"]),
-    (["--epochs", "-1"], ["search_epochs", ">= 0"]),
+    (["--epochs", "-1"], ["search_epochs", "--epochs", ">= 1"]),
+    (["--epochs", "0"], ["search_epochs", "--epochs", ">= 1", "derives no architecture"]),
+    (["--finetune-epochs", "0"], ["--finetune-epochs", ">= 1"]),
+    (["--pretrain-epochs", "0"], ["--pretrain-epochs", ">= 1"]),
+    (["--backbone-epochs", "-1"], ["--backbone-epochs", ">= 0"]),
+    (["--backbones", "reference"], ["--image-weights", "imagenet", "random"]),
+    (["--image-weights", "imagenet"], ["--image-weights imagenet", "--backbones reference"]),
 ])
 def test_other_bad_settings(argv, needles, run_copy, capsys):
     before = snapshot(run_copy)
@@ -373,3 +380,72 @@ def test_interrupted_start_never_pairs_a_new_config_with_old_artifacts(
     if left:
         assert os.path.exists(config) and _bytes(config) == old_config, left
     assert not os.path.exists(config) or _bytes(config) == old_config
+
+
+# -- the data must be the data the run's splits were drawn from ---------------
+
+def _swap_two_labels(ds):
+    import dataclasses
+    labels = ds.labels.copy()
+    a = 0
+    b = int(np.flatnonzero(labels != labels[a])[0])
+    labels[[a, b]] = labels[[b, a]]
+    return dataclasses.replace(ds, labels=labels)
+
+
+@pytest.mark.parametrize("change, needles", [
+    (_swap_two_labels, ["labels changed"]),
+    (lambda ds: ds.subset(np.arange(1, ds.num_samples)), ["number of samples 2000 -> 1999"]),
+])
+@pytest.mark.parametrize("command", ["finetune", "evaluate", "export"])
+def test_changed_data_stops_a_later_step(command, change, needles, run_copy, monkeypatch,
+                                         capsys):
+    from ssnas_tf.workflow import run as run_module
+    real = run_module.load_dataset
+    monkeypatch.setattr(run_module, "load_dataset", lambda *a, **k: change(real(*a, **k)))
+    before = snapshot(run_copy)
+    fails([command, "--output", run_copy], capsys, os.path.join(run_copy, "splits.json"),
+          "not the data this run's splits were drawn from", *needles)
+    assert snapshot(run_copy) == before
+
+
+def test_later_steps_read_splits_json(run_copy):
+    """evaluate scores the test samples splits.json lists, not recomputed ones."""
+    path = os.path.join(run_copy, "splits.json")
+    with open(path) as f:
+        splits = json.load(f)
+    splits["test"] = splits["test"][:120]
+    with open(path, "w") as f:
+        json.dump(splits, f)
+    assert exit_code(["evaluate", "--output", run_copy]) == 0
+    with open(os.path.join(run_copy, "results.json")) as f:
+        assert json.load(f)["splits"]["test"] == 120
+
+
+def test_splits_json_moving_test_samples_into_training(run_copy, capsys):
+    path = os.path.join(run_copy, "splits.json")
+    with open(path) as f:
+        splits = json.load(f)
+    splits["labeled"].append(splits["test"][0])
+    with open(path, "w") as f:
+        json.dump(splits, f)
+    before = snapshot(run_copy)
+    fails(["finetune", "--output", run_copy], capsys, path,
+          "labeled shares samples with test")
+    assert snapshot(run_copy) == before
+
+
+def test_zero_epoch_settings_that_still_mean_something():
+    from ssnas_tf.workflow.config import RunConfig
+    assert RunConfig(method="supervised", pretrain_epochs=0).pretrain_epochs == 0
+    assert RunConfig(backbone_epochs=0).backbone_epochs == 0
+    config = RunConfig(backbones="reference", image_weights="random")
+    assert config.image_weights == "random"
+
+
+def test_export_onto_an_existing_version(run_copy, capsys):
+    before = snapshot(run_copy)
+    version_dir = os.path.join(run_copy, "export", "ssnas_mfeat", "1")
+    fails(["export", "--output", run_copy, "--model-version", "1"], capsys,
+          version_dir, "already exists")
+    assert snapshot(run_copy) == before

@@ -375,3 +375,39 @@ def test_ssl_finetune_without_an_encoder_warns_and_records_it(tiny_run, tmp_path
     with pytest.warns(RuntimeWarning, match="encoder.keras not found"):
         Run(d, verbose=0).finetune()
     assert _read_json(os.path.join(d, "results.json"))["encoder_origin"] == "random"
+
+
+def test_ssl_search_reads_no_label_outside_the_labeled_part(tiny_run, tmp_path, mfeat,
+                                                           monkeypatch):
+    """The ssl search again, on a copy of the data whose labels outside the
+    labeled part are scrambled (same splits.json, fingerprint of the copy):
+    the same architecture weights epoch by epoch, and the same genotype."""
+    import dataclasses
+    from ssnas_tf.workflow import run as run_module
+    from ssnas_tf.workflow.fingerprint import dataset_fingerprint
+    directory, _ = tiny_run
+    d = copy_run(directory, tmp_path / "copy", skip=(
+        "genotype.json", "search_log.jsonl", "results.json", "encoder.keras",
+        "classifier.keras", "export"))
+    splits = _read_json(os.path.join(d, "splits.json"))
+    hidden = np.setdiff1d(np.arange(mfeat.num_samples), splits["labeled"])
+    labels = mfeat.labels.copy()
+    labels[hidden] = np.random.default_rng(1).integers(0, 10, len(hidden))
+    scrambled = dataclasses.replace(mfeat, labels=labels)
+    splits["fingerprint"] = dataset_fingerprint(scrambled, splits["fingerprint"]["sources"])
+    with open(os.path.join(d, "splits.json"), "w") as f:
+        json.dump(splits, f)
+    monkeypatch.setattr(run_module, "load_dataset", lambda *a, **k: scrambled)
+    Run(d, verbose=0).search()
+    assert (_read_json(os.path.join(d, "genotype.json"))
+            == _read_json(os.path.join(directory, "genotype.json")))
+    logs = []
+    for folder in (directory, d):
+        with open(os.path.join(folder, "search_log.jsonl")) as f:
+            logs.append([json.loads(line) for line in f if line.strip()])
+    for a, b in zip(*logs, strict=True):
+        assert a["genotype"] == b["genotype"]
+        np.testing.assert_allclose(a["score"], b["score"], rtol=1e-4)
+        for key in a["arch_weights"]:
+            np.testing.assert_allclose(a["arch_weights"][key], b["arch_weights"][key],
+                                       atol=1e-4)

@@ -1,11 +1,14 @@
 """The label-fraction protocol (`make_splits`) and the evaluation metrics."""
 
+import dataclasses
+import json
+
 import numpy as np
 import pytest
 
 from ssnas_tf.data import MultimodalDataset, load_dataset
 from ssnas_tf.metrics import accuracy, weighted_f1
-from ssnas_tf.data.splits import RunSplits, make_splits
+from ssnas_tf.data.splits import RunSplits, make_splits, search_split
 
 FIELDS = ("test", "labeled", "unlabeled", "search_train", "search_valid")
 
@@ -149,10 +152,80 @@ def test_stratified_single_label(r):
     test_counts = np.bincount(ds.labels[s.test], minlength=4)
     totals = np.bincount(ds.labels, minlength=4)
     assert np.all(np.abs(test_counts - 0.25 * totals) <= 1), (test_counts, totals)
-    # Each class is split evenly between the search halves.
+    # supervised: each class is split evenly between the search halves.
+    s = make_splits(ds, "supervised", r, seed=5)
     train = np.bincount(ds.labels[s.search_train], minlength=4)
     valid = np.bincount(ds.labels[s.search_valid], minlength=4)
     assert np.all(np.abs(train - valid) <= 1)
+
+
+def _scrambled(ds, index, seed=1):
+    """A copy of `ds` whose labels at `index` are replaced by random ones."""
+    rng = np.random.default_rng(seed)
+    labels = ds.labels.copy()
+    if ds.multilabel:
+        labels[index] = rng.integers(0, 2, size=(len(index), ds.num_classes))
+    else:
+        labels[index] = rng.integers(0, ds.num_classes, size=len(index))
+    assert not np.array_equal(labels, ds.labels)
+    return dataclasses.replace(ds, labels=labels)
+
+
+@pytest.mark.parametrize("r", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("kind", ["single", "single+test", "multi", "multi+test"])
+def test_ssl_search_halves_read_no_unlabeled_label(kind, r):
+    """The ssl search halves are the same whatever the labels of the unlabeled
+    part (and of the test split)."""
+    ds = _datasets()[kind]
+    s = make_splits(ds, "ssl", r, seed=3)
+    hidden = np.setdiff1d(np.arange(ds.num_samples), s.labeled)
+    scrambled = _scrambled(ds, hidden)
+    valid, train = search_split(scrambled, "ssl", s.labeled, s.unlabeled, seed=3)
+    np.testing.assert_array_equal(valid, s.search_valid)
+    np.testing.assert_array_equal(train, s.search_train)
+    assert abs(len(valid) - len(train)) <= 1
+
+
+@pytest.mark.parametrize("method", ["ssl", "supervised"])
+@pytest.mark.parametrize("kind", ["single+test", "multi+test"])
+def test_own_test_labels_are_never_read(kind, method):
+    """With the dataset's own test split, scrambled test labels give the same
+    splits (they neither steer the labeled draw nor the class check)."""
+    ds = _datasets()[kind]
+    a = make_splits(ds, method, 0.2, seed=0)
+    b = make_splits(_scrambled(ds, ds.splits["test"]), method, 0.2, seed=0)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_a_class_seen_only_in_the_test_split_is_no_error():
+    ds = _single_label(test_split=True)
+    labels = ds.labels.copy()
+    labels[ds.splits["test"][:3]] = 3  # a fourth class, never in the pool
+    ds = dataclasses.replace(ds, labels=labels, label_names=("c0", "c1", "c2", "c3"))
+    s = make_splits(ds, "ssl", 0.1, seed=0)
+    assert 3 not in ds.labels[s.labeled]
+
+
+def test_splits_read_back_from_json(mfeat):
+    s = make_splits(mfeat, "ssl", 0.1, seed=0)
+    data = json.loads(json.dumps(s.to_dict()))
+    back = RunSplits.from_dict(data, mfeat.num_samples)
+    assert back.to_dict() == s.to_dict()
+    assert back.test.dtype == np.int64
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda d: d.pop("search_valid"), "search_valid: expected a list"),
+    (lambda d: d["labeled"].append(2000), "labeled: expected a list of sample indices in [0, 2000)"),
+    (lambda d: d["unlabeled"].__setitem__(0, 1.5), "unlabeled: expected a list"),
+    (lambda d: d["labeled"].append(d["test"][0]), "labeled shares samples with test"),
+])
+def test_splits_json_errors_name_the_field(mfeat, edit, needle):
+    data = make_splits(mfeat, "ssl", 0.1, seed=0).to_dict()
+    edit(data)
+    with pytest.raises(ValueError) as err:
+        RunSplits.from_dict(data, mfeat.num_samples, source="run/splits.json")
+    assert str(err.value).startswith("run/splits.json: ") and needle in str(err.value)
 
 
 def test_stratified_multi_label_keeps_every_label():

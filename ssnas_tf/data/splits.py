@@ -1,4 +1,4 @@
-"""Deterministic, stratified splits for the label-fraction protocol.
+"""Deterministic splits for the label-fraction protocol.
 
 Experiment 1 of Suzuki & Ono (2025): of the non-test samples (the pool), a
 fraction r is labeled.
@@ -12,6 +12,15 @@ fraction r is labeled.
 
 The test split is the dataset's own when it has one, else a seeded stratified
 `test_fraction` of all samples. The model is never selected on it.
+
+Which labels are read: drawing the labeled part reads the pool's labels once,
+to take the same fraction of every class (it simulates an annotator who labels
+a class-balanced r of the pool), and the check that every class of the pool got
+a labeled sample reads them too. Nothing else does: the ssl search halves are a
+seeded random (label-free) split of the unlabeled part, and test labels are
+read only to draw a stratified test split when the dataset has none (never
+when it has one). The supervised search halves are stratified, since that
+method reads the labeled part's labels anyway.
 """
 
 import dataclasses
@@ -19,6 +28,9 @@ from typing import Dict
 
 import numpy as np
 
+# Seeds the search halves apart from the labeled draw: which samples are
+# labeled (and how many per class) cannot move them.
+_SEARCH_STREAM = 1
 
 
 def _strata(labels, multilabel):
@@ -65,6 +77,31 @@ class RunSplits:
     def sizes(self) -> Dict[str, int]:
         return {k: len(v) for k, v in dataclasses.asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data, num_samples, source="splits.json"):
+        """Reads `to_dict()`'s output back, checking every index.
+
+        Raises:
+            ValueError: a missing field, an index that is not an integer in
+                [0, num_samples), or a split that shares samples with `test`;
+                the message names `source` and the field.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: expected a JSON object")
+        splits = {}
+        for field in dataclasses.fields(cls):
+            values = data.get(field.name)
+            if not isinstance(values, list) or not all(
+                    type(v) is int and 0 <= v < num_samples for v in values):
+                raise ValueError(
+                    f"{source}: {field.name}: expected a list of sample indices in "
+                    f"[0, {num_samples})")
+            splits[field.name] = np.asarray(values, dtype=np.int64)
+        for name, index in splits.items():
+            if name != "test" and np.intersect1d(index, splits["test"]).size:
+                raise ValueError(f"{source}: {name} shares samples with test")
+        return cls(**splits)
+
 
 def check_label_fraction(label_fraction):
     if not 0 < label_fraction <= 1:
@@ -81,38 +118,65 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25):
     """
     check_label_fraction(label_fraction)
     rng = np.random.default_rng(seed)
-    strata = _strata(dataset.labels, dataset.multilabel)
     everything = np.arange(dataset.num_samples, dtype=np.int64)
     if "test" in dataset.splits:
         test = np.sort(dataset.splits["test"]).astype(np.int64)
         pool = np.setdiff1d(everything, test)
     else:
-        test, pool = stratified_take(everything, strata, test_fraction, rng)
+        test, pool = stratified_take(everything, _strata(dataset.labels, dataset.multilabel),
+                                     test_fraction, rng)
     if label_fraction >= 1:
         labeled, unlabeled = pool, pool
     else:
-        # No minimum per class here: a fraction too small to label every
-        # class is an error below, not silently raised.
+        # Strata from the pool's labels only (test labels never steer it). No
+        # minimum per class: a fraction too small to label every class is an
+        # error below, not silently raised.
+        strata = np.zeros(dataset.num_samples, np.int64)
+        strata[pool] = _strata(dataset.labels[pool], dataset.multilabel)
         labeled, unlabeled = stratified_take(pool, strata, label_fraction, rng,
                                              keep_both_sides=False)
-    _check_every_class_labeled(dataset, labeled, label_fraction)
+    _check_every_class_labeled(dataset, pool, labeled, label_fraction)
+    search_valid, search_train = search_split(dataset, method, labeled, unlabeled, seed)
+    return RunSplits(test, labeled, unlabeled, search_train, search_valid)
+
+
+def search_split(dataset, method, labeled, unlabeled, seed):
+    """(search_valid, search_train): the halves the architecture search uses.
+
+    ssl: a seeded random half of `unlabeled`, whatever its labels (the ssl
+    path reads no label outside the labeled part). supervised: a half of
+    `labeled`, stratified by class.
+
+    Raises:
+        ValueError: too few samples for two non-empty halves.
+    """
+    rng = np.random.default_rng([seed, _SEARCH_STREAM])
     searched = unlabeled if method == "ssl" else labeled
-    search_valid, search_train = stratified_take(searched, strata, 0.5, rng)
+    if method == "ssl":
+        order = searched[rng.permutation(len(searched))]
+        half = len(searched) // 2
+        search_valid, search_train = np.sort(order[:half]), np.sort(order[half:])
+    else:
+        strata = np.zeros(dataset.num_samples, np.int64)
+        strata[searched] = _strata(dataset.labels[searched], dataset.multilabel)
+        search_valid, search_train = stratified_take(searched, strata, 0.5, rng)
     if len(search_train) == 0 or len(search_valid) == 0:
         raise ValueError(
             f"{len(searched)} samples are too few to split into search "
             f"train/valid halves; raise --label-fraction")
-    return RunSplits(test, labeled, unlabeled, search_train, search_valid)
+    return search_valid.astype(np.int64), search_train.astype(np.int64)
 
 
-def _check_every_class_labeled(dataset, labeled, label_fraction):
-    labels = dataset.labels[labeled]
+def _check_every_class_labeled(dataset, pool, labeled, label_fraction):
+    """Every class that occurs in the pool must have a labeled sample (test
+    labels are not read: a class seen only in the test split is no error)."""
+    labels, pool_labels = dataset.labels[labeled], dataset.labels[pool]
     if dataset.multilabel:
         present = labels.sum(axis=0) > 0
-        wanted = dataset.labels.sum(axis=0) > 0
+        wanted = pool_labels.sum(axis=0) > 0
     else:
         present = np.bincount(labels, minlength=dataset.num_classes) > 0
-        wanted = np.bincount(dataset.labels, minlength=dataset.num_classes) > 0
+        wanted = np.bincount(pool_labels, minlength=dataset.num_classes) > 0
     missing = [dataset.label_names[i] for i in np.flatnonzero(wanted & ~present)]
     if missing:
         raise ValueError(

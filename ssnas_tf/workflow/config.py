@@ -25,10 +25,12 @@ class RunConfig:
         seed: seeds splits, initialisation and augmentation. Defaults to 0.
         test_fraction: test share when the dataset has no test split.
             Defaults to 0.25.
-        backbone_epochs: unimodal contrastive pretraining of the backbones.
-        search_epochs: architecture search epochs.
-        pretrain_epochs: contrastive pretraining of the derived network (ssl).
-        finetune_epochs: classifier training epochs.
+        backbone_epochs: unimodal contrastive pretraining of the backbones
+            (0 keeps them as built).
+        search_epochs: architecture search epochs (>= 1).
+        pretrain_epochs: contrastive pretraining of the derived network
+            (>= 1 for ssl; unused by supervised).
+        finetune_epochs: classifier training epochs (>= 1).
         batch_size: batch size of the contrastive and search steps. Defaults
             to 128.
         finetune_batch_size: batch size of the classifier training (few
@@ -37,8 +39,9 @@ class RunConfig:
         backbones: "small" (a small CNN / MLP per modality) or "reference"
             (BM-NAS's VGG19 taps for images and Maxout MLP for 300-d text;
             `backbones.reference_backbones`). Defaults to "small".
-        image_weights: VGG19 weights for "reference": None, "imagenet" or a
-            local weights file. Defaults to None.
+        image_weights: VGG19 weights, required by "reference": "imagenet", a
+            local weights file, or "random" (random frozen VGG19 features, for
+            tests). Defaults to None (for "small", which takes none).
         channels, length, num_cells, num_steps, multiplier, node_multiplier,
             dropout, primitives: the search space (REFERENCE.md §2).
         temperature: NT-Xent tau. Defaults to 0.2.
@@ -105,10 +108,7 @@ class RunConfig:
             raise ValueError(
                 f"--label-fraction must be in (0, 1], got {self.label_fraction}")
         check_primitive_names(self.primitives)
-        for name in ("backbone_epochs", "search_epochs", "pretrain_epochs",
-                     "finetune_epochs"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        self._check_epochs()
         for name in ("backbone_width", "channels", "length", "num_cells", "num_steps",
                      "multiplier", "node_multiplier", "projection_dim",
                      "finetune_batch_size"):
@@ -131,10 +131,37 @@ class RunConfig:
                              f"{self.attention_dropout}")
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
-        if self.backbones not in ("small", "reference"):
-            raise ValueError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
+        self._check_backbones()
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+
+    def _check_epochs(self):
+        """Zero epochs only where the step still means something."""
+        if self.backbone_epochs < 0:  # 0: the backbones stay as built (e.g. imagenet)
+            raise ValueError(f"backbone_epochs (--backbone-epochs) must be >= 0, got "
+                             f"{self.backbone_epochs}")
+        needed = {"search_epochs": ("--epochs", "a search of 0 epochs derives no "
+                                                "architecture"),
+                  "finetune_epochs": ("--finetune-epochs", "0 epochs leave the "
+                                                           "classifier untrained")}
+        if self.method == "ssl":
+            needed["pretrain_epochs"] = ("--pretrain-epochs", "0 epochs would record a "
+                                                              "random encoder as pretrained")
+        for name, (flag, why) in needed.items():
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} ({flag}) must be >= 1, got "
+                                 f"{getattr(self, name)}: {why}")
+
+    def _check_backbones(self):
+        if self.backbones not in ("small", "reference"):
+            raise ValueError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
+        if self.backbones == "reference" and self.image_weights is None:
+            raise ValueError(
+                "--backbones reference needs --image-weights: 'imagenet', a weights "
+                "file, or 'random' to mean a randomly initialised, frozen VGG19")
+        if self.backbones != "reference" and self.image_weights is not None:
+            raise ValueError(f"--image-weights {self.image_weights}: only "
+                             f"--backbones reference uses image weights")
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)

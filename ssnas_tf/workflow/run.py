@@ -53,6 +53,8 @@ from ssnas_tf.metrics import accuracy, weighted_f1
 from ssnas_tf.nas.architect import SearchModel, reference_optimizers
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.data.splits import RunSplits, make_splits
+from ssnas_tf.workflow.fingerprint import (dataset_fingerprint, fingerprint_changes,
+                                           source_files)
 from ssnas_tf.nas.callbacks import GenotypeTracker
 
 # Augmentations that suit a dataset better than the generic defaults.
@@ -124,11 +126,42 @@ class Run:
 
     @property
     def splits(self) -> RunSplits:
+        """The splits `start` drew, read from splits.json and checked against
+        the data that loads now (never recomputed: changed data must not move
+        test samples into training)."""
         if self._splits is None:
-            c = self.config
-            self._splits = make_splits(self.dataset, c.method, c.label_fraction,
-                                       c.seed, c.test_fraction)
+            self._splits = self._read_splits()
         return self._splits
+
+    def _fingerprint(self):
+        c = self.config
+        embedded = None
+        if c.dataset == "mfeat" and c.data_dir is None:
+            from ssnas_tf.data.mfeat import EMBEDDED_PATH as embedded
+        return dataset_fingerprint(self.dataset, source_files(c.data_dir, embedded))
+
+    def _read_splits(self):
+        path = self.path("splits.json")
+        if not os.path.exists(path):
+            raise RunError(f"{path} not found: start the run with `ssnas run` or "
+                           f"`ssnas search`")
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise RunError(f"{path}: malformed JSON ({err})") from None
+        recorded = data.get("fingerprint") if isinstance(data, dict) else None
+        if recorded is None:
+            warnings.warn(f"{path} has no dataset fingerprint (an older run): the "
+                          f"data cannot be checked against the splits", RuntimeWarning)
+        else:
+            changes = fingerprint_changes(recorded, self._fingerprint())
+            if changes:
+                raise RunError(
+                    f"{path}: the {self.config.dataset} data that loads now is not the "
+                    f"data this run's splits were drawn from: {'; '.join(changes)}. "
+                    f"Restore the data, or start a new run (--overwrite)")
+        return RunSplits.from_dict(data, self.dataset.num_samples, source=path)
 
     @property
     def augment_config(self):
@@ -147,7 +180,10 @@ class Run:
             raise RunError(
                 f"{self.directory} already holds the results of a run; choose "
                 f"another --output or pass --overwrite")
-        self.splits  # loads the data and checks the label fraction
+        c = self.config  # loads the data and checks the label fraction:
+        splits = make_splits(self.dataset, c.method, c.label_fraction, c.seed,
+                             c.test_fraction)
+        fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
             raise ValueError(
@@ -163,8 +199,9 @@ class Run:
             if os.path.exists(self.path(stale)):
                 os.remove(self.path(stale))
         atomic_write_text(self.path("splits.json"), json.dumps(
-            {"sizes": self.splits.sizes(), **self.splits.to_dict()}))
+            {"sizes": splits.sizes(), **splits.to_dict(), "fingerprint": fingerprint}))
         atomic_write_text(self.path("config.json"), self.config.to_json())
+        self._splits = splits
         _log(f"[ssnas] {self.config.dataset}: {self.dataset.num_samples} samples, "
              f"modalities {dict(self.dataset.kinds)}; method {self.config.method}, "
              f"label fraction {self.config.label_fraction}, seed {self.config.seed}; "
@@ -199,7 +236,8 @@ class Run:
         start = time.perf_counter()
         self._seed(1)
         pool = np.union1d(self.splits.labeled, self.splits.unlabeled)
-        custom = (backbones_lib.reference_backbones(self.dataset, c.image_weights)
+        weights = None if c.image_weights == "random" else c.image_weights
+        custom = (backbones_lib.reference_backbones(self.dataset, weights)
                   if c.backbones == "reference" else None)
         backbones = backbones_lib.build_backbones(self.dataset, pool, width=c.backbone_width,
                                                   custom=custom)
@@ -452,6 +490,7 @@ class Run:
         """Exports the classifier for TF Serving; returns the version dir."""
         from ssnas_tf.serving.export import export_classifier
         c, ds = self.config, self.dataset
+        self.splits  # the data must be the run's: labels and inputs go into the export
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
         export_root = export_root or self.path("export")
