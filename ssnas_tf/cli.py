@@ -8,6 +8,13 @@
     ssnas evaluate --output runs/a
     ssnas export   --output runs/a [--export-root DIR --model-name NAME]
 
+Baselines (`ssnas_tf.workflow.baselines`):
+
+    ssnas run --method fixed --fusion aoa --label-fraction 1.0   # a preset, no search
+    ssnas finetune --output runs/a --genotype preset:aoa
+    ssnas run --method surrogate --trials 20    # Bayesian optimisation over genotypes
+    ssnas run --method randomnet --trials 100   # RandomNet, raw inputs
+
 Every step reads and writes one run directory (see `ssnas_tf.workflow.run`).
 """
 
@@ -21,14 +28,16 @@ STEPS = ("search", "pretrain", "finetune", "evaluate", "export")
 
 def _config_flags(parser):
     """Flags that define a run (for `run` and `search`, which start one)."""
-    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.config import METHODS, RunConfig
     defaults = RunConfig()
     g = parser.add_argument_group("run settings")
     g.add_argument("--dataset", default=defaults.dataset,
                    help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv")
     g.add_argument("--data-dir", default=None,
                    help="dataset files (mmimdb, avmnist: folder; csv: the .csv file)")
-    g.add_argument("--method", default=defaults.method, choices=("ssl", "supervised"))
+    g.add_argument("--method", default=defaults.method, choices=METHODS,
+                   help="ssl (default), supervised, or a baseline: fixed, surrogate, "
+                        "randomnet")
     g.add_argument("--label-fraction", type=float, default=defaults.label_fraction,
                    help="labeled fraction r of the non-test samples, in (0, 1]")
     g.add_argument("--seed", type=int, default=defaults.seed)
@@ -66,6 +75,17 @@ def _config_flags(parser):
                         "fusion network, as in the BM-NAS code")
     g.add_argument("--overwrite", action="store_true",
                    help="reuse an --output directory that holds results")
+    _baseline_flags(parser.add_argument_group("baselines"), defaults)
+
+
+def _baseline_flags(g, defaults):
+    from ssnas_tf.nas.presets import PRESETS
+    g.add_argument("--trials", type=int, default=defaults.trials,
+                   help="architectures tried by surrogate and randomnet")
+    g.add_argument("--fusion", default=defaults.fusion, choices=PRESETS,
+                   help="the preset genotype of --method fixed")
+    g.add_argument("--trial-fraction", type=float, default=defaults.trial_fraction,
+                   help="randomnet: share of the training samples each trial sees")
 
 
 def _config_from_args(args):
@@ -92,7 +112,8 @@ def _config_from_args(args):
         projection_dim=args.projection_dim,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile,
-        attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults)
+        attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
+        trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction)
 
 
 def build_parser():
@@ -113,7 +134,8 @@ def build_parser():
         p.add_argument("--output", required=True, help="the run directory")
         if step in ("pretrain", "finetune"):
             p.add_argument("--genotype", default=None,
-                           help="use this genotype.json instead of the run's")
+                           help="use this genotype.json instead of the run's, or a "
+                                "fixed fusion preset: preset:NAME[:SEED]")
         if step == "export":
             p.add_argument("--export-root", default=None)
             p.add_argument("--model-name", default=None)
@@ -141,12 +163,13 @@ def main(argv=None):
         return 2
     from ssnas_tf.data import DataError
     from ssnas_tf.nas.genotypes import GenotypeError
-    from ssnas_tf.workflow.run import Run, RunError
+    from ssnas_tf.workflow.baselines import open_run
+    from ssnas_tf.workflow.run import RunError
     try:
         if args.command in ("run", "search"):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
-            run = Run(output, config)
+            run = open_run(output, config)
             if args.command == "run":
                 results = run.run_all(overwrite=args.overwrite)
                 print(json.dumps({k: results[k] for k in (
@@ -157,7 +180,7 @@ def main(argv=None):
                 run.train_backbones()
                 run.search()
         else:
-            run = Run(args.output)
+            run = open_run(args.output)
             if args.command in ("pretrain", "finetune"):
                 getattr(run, args.command)(genotype_path=args.genotype)
             elif args.command == "export":

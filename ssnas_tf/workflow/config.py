@@ -5,8 +5,10 @@ import json
 from typing import Optional, Tuple
 
 from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
+from ssnas_tf.nas.presets import PRESETS
 
-METHODS = ("ssl", "supervised")
+# ssl and supervised: workflow.run; the baselines: workflow.baselines.
+METHODS = ("ssl", "supervised", "fixed", "surrogate", "randomnet")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,8 +20,11 @@ class RunConfig:
     Args:
         dataset: dataset name (`ssnas_tf.data.DATASETS`). Defaults to "mfeat".
         data_dir: where its files are. Defaults to None.
-        method: "ssl" (the paper's method) or "supervised" (BM-NAS).
-            Defaults to "ssl".
+        method: "ssl" (the paper's method), "supervised" (BM-NAS), or a
+            baseline (`ssnas_tf.workflow.baselines`): "fixed" (a preset
+            fusion genotype, no search), "surrogate" (Bayesian optimisation
+            over genotypes, MFAS-style) or "randomnet" (random search over
+            whole networks on raw inputs). Defaults to "ssl".
         label_fraction: r, the labeled fraction of the non-test samples.
             Defaults to 0.1.
         seed: seeds splits, initialisation and augmentation. Defaults to 0.
@@ -61,6 +66,15 @@ class RunConfig:
             variance in the fusion network, as in the BM-NAS code.
             Defaults to False.
         jit_compile: XLA for the training steps (for GPUs). Defaults to False.
+        trials: architectures tried by "surrogate" and "randomnet".
+            Defaults to 100 (RandomNet's budget).
+        fusion: the preset of "fixed" (`ssnas_tf.nas.presets.PRESETS`).
+            Defaults to "late".
+        trial_fraction: RandomNet trains each trial on this fraction of its
+            training samples (S steps; above 1 means several epochs).
+            Defaults to 0.1 (the paper's 10%).
+        randomnet_learning_rate: Adam's rate for RandomNet's trials and final
+            training. Defaults to 1e-4 (the paper's).
     """
 
     dataset: str = "mfeat"
@@ -99,6 +113,10 @@ class RunConfig:
     jit_compile: bool = False
     attention_dropout: Optional[float] = None
     torch_defaults: bool = False
+    trials: int = 100
+    fusion: str = "late"
+    trial_fraction: float = 0.1
+    randomnet_learning_rate: float = 1e-4
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -134,6 +152,18 @@ class RunConfig:
         self._check_backbones()
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+        self._check_baseline_fields()
+
+    def _check_baseline_fields(self):
+        if self.trials < 1:
+            raise ValueError(f"--trials must be >= 1, got {self.trials}")
+        if self.fusion not in PRESETS:
+            raise ValueError(f"--fusion must be one of {PRESETS}, got '{self.fusion}'")
+        if not self.trial_fraction > 0:
+            raise ValueError(f"--trial-fraction must be > 0, got {self.trial_fraction}")
+        if not self.randomnet_learning_rate > 0:
+            raise ValueError(f"randomnet_learning_rate must be > 0, got "
+                             f"{self.randomnet_learning_rate}")
 
     def _check_epochs(self):
         """Zero epochs only where the step still means something."""

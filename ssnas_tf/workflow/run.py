@@ -45,6 +45,7 @@ from ssnas_tf.workflow.config import RunConfig
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.data import DataError, load_dataset
 from ssnas_tf.nas.model import DerivedNetwork
+from ssnas_tf.nas import presets
 from ssnas_tf.nas.genotypes import Genotype, GenotypeError
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
 from ssnas_tf.data.pipelines import (labeled_batches, steps_per_epoch,
@@ -344,7 +345,11 @@ class Run:
     # -- the fixed network ---------------------------------------------------
 
     def load_genotype(self, path=None):
-        """The run's genotype.json, or the file at `path`; validated."""
+        """The run's genotype.json, the file at `path`, or a fusion preset
+        ("preset:NAME[:SEED]", `ssnas_tf.nas.presets`); validated."""
+        if presets.is_preset_spec(path):
+            name, seed = presets.parse_preset_spec(path, self.config.seed)
+            return presets.preset_genotype(name, self._backbone_features(), seed)
         if path is not None and not os.path.exists(path):
             raise RunError(f"genotype file {path} not found")
         path = path or self.path("genotype.json")
@@ -388,7 +393,7 @@ class Run:
         genotype = self.load_genotype(genotype_path)
         start = time.perf_counter()
         if c.method != "ssl":
-            _log("[ssnas] pretrain: skipped (method supervised trains on labels only)")
+            _log(f"[ssnas] pretrain: skipped (method {c.method} trains on labels only)")
             return self._record(seconds={"pretrain": 0.0})
         self._seed(3)
         encoder = self.build_encoder(genotype, self._frozen_backbones())
