@@ -44,6 +44,7 @@ _EXPORTS = {
     "SearchModel": "ssnas_tf.nas.architect",
     "SearchNetwork": "ssnas_tf.nas.model_search",
     "StepGenotype": "ssnas_tf.nas.genotypes",
+    "Task": "ssnas_tf.tasks",
     "build_backbones": "ssnas_tf.backbones.small",
     "classifier_head": "ssnas_tf.ssl.heads",
     "derive_genotype": "ssnas_tf.nas.derive",

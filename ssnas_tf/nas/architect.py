@@ -23,17 +23,15 @@ import tensorflow as tf
 from keras import ops
 
 from ssnas_tf.ssl.contrastive_model import simclr_loss
+from ssnas_tf.tasks import Task
 
 OBJECTIVES = ("ssl", "supervised")
 
 
 def supervised_loss(y_true, logits, multilabel):
-    """Mean BCE per class (multi-label) or softmax cross-entropy (multi-class)."""
-    if multilabel:
-        return ops.mean(keras.losses.binary_crossentropy(
-            ops.cast(y_true, logits.dtype), logits, from_logits=True))
-    return ops.mean(keras.losses.sparse_categorical_crossentropy(
-        y_true, logits, from_logits=True))
+    """Mean BCE per class (multi-label) or softmax cross-entropy (multi-class);
+    `Task.loss`."""
+    return Task(logits.shape[-1], multilabel).loss(y_true, logits)
 
 
 def add_l2(grads, variables, rate):

@@ -90,6 +90,7 @@ import uuid
 import keras
 import tensorflow as tf
 
+from ssnas_tf.tasks import Task
 from ssnas_tf.version import __version__
 
 SIGNATURE_NAME = "serving_default"
@@ -152,6 +153,7 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
     if not 0.0 < float(threshold) < 1.0:
         raise ExportError(f"threshold: must lie in (0, 1), got {threshold!r}")
     threshold = float(threshold)
+    task = Task(len(label_names), multilabel, threshold)
     if not isinstance(model_name, str) or not model_name or model_name in (".", "..") \
             or model_name.startswith(".") or os.sep in model_name \
             or (os.altsep and os.altsep in model_name):
@@ -177,15 +179,14 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
         archive.track(model)
         archive.add_endpoint(
             SIGNATURE_NAME,
-            _serving_fn(model, len(label_names), multilabel, threshold),
+            _serving_fn(model, task),
             input_signature=[signature])
         archive.write_out(tmp_dir, verbose=False)
         if core_ops_only:
             _check_core_ops(tmp_dir)
         with open(os.path.join(tmp_dir, LABELS_FILE), "w", encoding="utf-8") as f:
             f.write("".join(name + "\n" for name in label_names))
-        info = _serving_info(model_name, version, signature, label_names,
-                             multilabel, threshold)
+        info = _serving_info(model_name, version, signature, label_names, task)
         with open(os.path.join(tmp_dir, INFO_FILE), "w", encoding="utf-8") as f:
             f.write(json.dumps(info, indent=2) + "\n")
         _rename_no_overwrite(tmp_dir, version_dir)
@@ -270,22 +271,16 @@ def _check_model_inputs(model, signature):
             f"inputs {sorted(inputs)}")
 
 
-def _serving_fn(model, num_classes, multilabel, threshold):
+def _serving_fn(model, task):
     def serve(inputs):
         features = {name: tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else x
                     for name, x in inputs.items()}
         logits = tf.cast(model(features, training=False), tf.float32)
-        if logits.shape.rank != 2 or logits.shape[-1] != num_classes:
+        if logits.shape.rank != 2 or logits.shape[-1] != task.num_classes:
             raise ExportError(
                 f"model: logits have shape {logits.shape}; expected (N, "
-                f"{num_classes}) for {num_classes} label names")
-        if multilabel:
-            probabilities = tf.sigmoid(logits)
-            predictions = tf.cast(probabilities > threshold, tf.int64)
-        else:
-            probabilities = tf.nn.softmax(logits, axis=-1)
-            predictions = tf.argmax(probabilities, axis=-1)
-        return {"probabilities": probabilities, "predictions": predictions}
+                f"{task.num_classes}) for {task.num_classes} label names")
+        return task.tf_outputs(logits)
 
     return serve
 
@@ -317,7 +312,7 @@ def _check_core_ops(saved_model_dir):
             f"tensorflow-text (e.g. text augmentation) out of the served model")
 
 
-def _serving_info(model_name, version, signature, label_names, multilabel, threshold):
+def _serving_info(model_name, version, signature, label_names, task):
     k = len(label_names)
     inputs = {}
     for name, spec in signature.items():
@@ -331,16 +326,15 @@ def _serving_info(model_name, version, signature, label_names, multilabel, thres
         "inputs": inputs,
         "outputs": {
             "probabilities": {"shape": [None, k], "dtype": "float32",
-                              "activation": "sigmoid" if multilabel else "softmax"},
+                              "activation": task.activation},
             "predictions": {
-                "shape": [None, k] if multilabel else [None], "dtype": "int64",
-                "meaning": ("multi-hot, 1 where probabilities >= threshold"
-                            if multilabel else "index of the most probable class")},
+                "shape": [None, k] if task.multilabel else [None], "dtype": "int64",
+                "meaning": task.prediction_meaning()},
         },
         "label_names": list(label_names),
         "labels_file": LABELS_FILE,
-        "multilabel": bool(multilabel),
-        "threshold": threshold,
+        "multilabel": task.multilabel,
+        "threshold": task.threshold,
         "ssnas_tf_version": __version__,
     }
 

@@ -3,22 +3,27 @@
     backbones -> search -> pretrain -> finetune -> evaluate -> export
 
 Each step reads what the earlier ones wrote into the run directory and writes
-its own artifacts atomically (a temporary file, then a rename), so a failed
-or interrupted step never leaves a half-written file and never overwrites an
-earlier result with a partial one.
+its own artifacts atomically (a fsynced temporary file, then a rename), so a
+failed or interrupted step never leaves a half-written file and never
+overwrites an earlier result with a partial one. Later steps read the splits
+from splits.json and refuse data whose fingerprint differs from the one
+stored there.
 
 Run directory:
 
     config.json          the RunConfig
     splits.json          sample indices of every split (reproducible from seed)
+                         and the fingerprint of the data they index
     backbones.keras      per-modality backbones (unimodal contrastive pretraining)
     search_log.jsonl     per search epoch: alpha/beta/gamma, genotype, criterion
     genotype.json        the best derived genotype
     architecture.svg/png picture of the derived architecture
     encoder.keras        backbones + derived network after step 2 (ssl)
+    encoder_genotype.json  the genotype the encoder was built from
     classifier.keras     the fine-tuned classifier (logits)
     classifier_genotype.json  the genotype the classifier was built from
-    results.json         metrics, genotype, seconds per step, export_dir
+    results.json         metrics, genotype, encoder_origin, seconds per step,
+                         export_dir
     export/<model>/<version>/   TF Serving SavedModel
 
 Backbones: no pretrained weights exist for the small mfeat backbones (nor, in
@@ -50,7 +55,7 @@ from ssnas_tf.nas.genotypes import Genotype, GenotypeError
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
 from ssnas_tf.data.pipelines import (labeled_batches, steps_per_epoch,
                                      to_model_inputs, view_pairs)
-from ssnas_tf.metrics import accuracy, weighted_f1
+from ssnas_tf.tasks import Task
 from ssnas_tf.nas.architect import SearchModel, reference_optimizers
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.data.splits import RunSplits, make_splits
@@ -165,6 +170,11 @@ class Run:
         return RunSplits.from_dict(data, self.dataset.num_samples, source=path)
 
     @property
+    def task(self):
+        """The dataset's `Task`: loss, probabilities, decision rule, metrics."""
+        return Task.for_dataset(self.dataset, self.config.threshold)
+
+    @property
     def augment_config(self):
         overrides = dict(DATASET_AUGMENT.get(self.config.dataset, {}))
         overrides.update(self.config.augment_overrides or {})
@@ -276,7 +286,7 @@ class Run:
         ssl = c.method == "ssl"
         head = ProjectionHead(c.projection_dim) if ssl else classifier_head(ds.num_classes)
         model = SearchModel(network, head, objective=c.method, backbone=backbones,
-                            temperature=c.temperature, multilabel=ds.multilabel)
+                            temperature=c.temperature, multilabel=self.task.multilabel)
         steps = steps_per_epoch(len(s.search_train), c.batch_size)
         if ssl:
             train = view_pairs(ds, s.search_train, c.batch_size, self.augment_config, c.seed)
@@ -323,14 +333,13 @@ class Run:
                             seconds={"search": seconds})
 
     def _f1_scorer(self, index):
-        ds = self.dataset
+        ds, task = self.dataset, self.task
         x = to_model_inputs({k: v[index] for k, v in ds.inputs.items()}, ds.kinds)
         y = ds.labels[index]
 
         def score(model):
             logits = model.predict(x, batch_size=256, verbose=0)
-            return weighted_f1(y, _probabilities(logits, ds.multilabel), ds.multilabel,
-                               self.config.threshold)
+            return task.weighted_f1(y, task.probabilities(logits))
         return score
 
     def _draw(self, genotype):
@@ -423,9 +432,8 @@ class Run:
         encoder, origin = self._finetune_encoder(genotype, genotype_path)
         logits = classifier_head(ds.num_classes)(encoder.output)
         classifier = keras.Model(encoder.input, logits, name="classifier")
-        loss = (keras.losses.BinaryCrossentropy(from_logits=True) if ds.multilabel
-                else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate), loss=loss,
+        classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate),
+                           loss=self.task.keras_loss(),
                            jit_compile=c.jit_compile)
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
@@ -475,14 +483,8 @@ class Run:
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
         x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
-        probs = _probabilities(classifier.predict(x, batch_size=256, verbose=0),
-                               ds.multilabel)
-        y = ds.labels[s.test]
-        metrics = {"weighted_f1": round(weighted_f1(y, probs, ds.multilabel, c.threshold), 4)}
-        if ds.multilabel:
-            metrics["threshold"] = c.threshold
-        else:
-            metrics["accuracy"] = round(accuracy(y, probs), 4)
+        probs = self.task.probabilities(classifier.predict(x, batch_size=256, verbose=0))
+        metrics = self.task.metrics(ds.labels[s.test], probs)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
         # The classifier's own fusion layer holds the genotype it was built from.
         genotype = built_genotype(classifier, self.path("classifier.keras"))
@@ -504,7 +506,7 @@ class Run:
                  for name, array in ds.inputs.items()}
         version_dir = export_classifier(
             classifier, specs, ds.label_names, export_root, model_name, version=version,
-            multilabel=ds.multilabel, threshold=c.threshold)
+            multilabel=self.task.multilabel, threshold=self.task.threshold)
         _log(f"[ssnas] export: {version_dir}")
         return self._record(export_dir=os.path.abspath(str(version_dir)),
                             seconds={"export": round(time.perf_counter() - start, 1)})
@@ -534,14 +536,6 @@ def built_genotype(model, path):
     except ValueError:
         raise RunError(f"{path}: no 'fusion' layer; not an ssnas encoder or "
                        f"classifier") from None
-
-
-def _probabilities(logits, multilabel):
-    logits = np.asarray(logits, dtype=np.float64)
-    if multilabel:
-        return 1 / (1 + np.exp(-logits))
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def _serving_dtype(array, kind):
