@@ -6,9 +6,10 @@ BCE, on random backbone features. Each batch size runs in a fresh subprocess so
 that `peak_rss_mb` is that batch size's own peak.
 
     python benchmarks/search_step.py --preset mmimdb --batch-sizes 8,32,128
+    python benchmarks/search_step.py --batch-sizes 32,128 --precision mixed_bfloat16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
 
-Prints one JSON line per batch size: impl, batch, step_ms_median,
+Prints one JSON line per batch size: impl, precision, batch, step_ms_median,
 samples_per_s (train-batch samples per second), peak_rss_mb, trainable_params.
 """
 
@@ -35,7 +36,8 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(preset, batch, steps, warmup, jit_compile):
+def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
+    import keras
     import numpy as np
     import tensorflow as tf
 
@@ -46,6 +48,7 @@ def run_one(preset, batch, steps, warmup, jit_compile):
 
     cfg = PRESETS[preset]
     tf.random.set_seed(0)
+    keras.mixed_precision.set_global_policy(precision)  # a fresh process each
     network = SearchNetwork(
         list(cfg["features"]), num_cells=cfg["num_cells"], num_steps=cfg["num_steps"],
         multiplier=cfg["multiplier"], node_multiplier=cfg["node_multiplier"],
@@ -76,7 +79,7 @@ def run_one(preset, batch, steps, warmup, jit_compile):
     median = float(np.median(times))
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {"impl": "ssnas_tf" + ("+xla" if jit_compile else ""), "preset": preset,
-            "batch": batch, "step_ms_median": round(1000 * median, 2),
+            "precision": precision, "batch": batch, "step_ms_median": round(1000 * median, 2),
             "samples_per_s": round(batch / median, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
             "steps": steps, "threads": os.cpu_count(),
@@ -91,16 +94,19 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--jit-compile", action="store_true",
                         help="XLA (slower on CPU; for GPUs)")
+    parser.add_argument("--precision", default="float32",
+                        choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.preset, args.one, args.steps, args.warmup,
-                                 args.jit_compile)), flush=True)
+                                 args.jit_compile, args.precision)), flush=True)
         return
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         cmd = [sys.executable, __file__, "--preset", args.preset, "--one", str(batch),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--precision", args.precision]
         if args.jit_compile:
             cmd.append("--jit-compile")
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -70,6 +70,10 @@ def _config_flags(parser):
     g.add_argument("--attention-dropout", type=float, default=None,
                    help="attention primitive's dropout (default: the dropout; "
                         "the BM-NAS code uses 0.1)")
+    g.add_argument("--precision", default=defaults.precision,
+                   choices=("float32", "mixed_bfloat16", "mixed_float16"),
+                   help="Keras dtype policy of the training steps (bfloat16 is "
+                        "fast on CPUs with AMX)")
     g.add_argument("--torch-defaults", action="store_true",
                    help="PyTorch's Dense init and BN running variance in the "
                         "fusion network, as in the BM-NAS code")
@@ -113,7 +117,8 @@ def _config_from_args(args):
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile,
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
-        trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction)
+        trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
+        precision=args.precision)
 
 
 def build_parser():

@@ -49,3 +49,25 @@ def test_encoder_is_built_with_the_reference_options(tmp_path):
     assert bns and all(isinstance(l, UnbiasedVarianceBatchNorm) for l in bns)
     out = encoder({"x": np.ones((2, 3), "float32"), "y": np.ones((2, 5), "float32")})
     assert tuple(out.shape) == (2, 4 * 8)
+
+
+def test_precision_flag_reaches_the_config():
+    assert _config("--precision", "mixed_bfloat16").precision == "mixed_bfloat16"
+    assert _config().precision == "float32"
+    with pytest.raises(ValueError, match="precision"):
+        RunConfig(precision="bfloat16")
+
+
+def test_training_steps_run_under_the_configured_policy(tmp_path):
+    from ssnas_tf.workflow import run as run_module
+    seen = []
+
+    @run_module._in_precision
+    def step(self):
+        seen.append(keras.mixed_precision.global_policy().name)
+
+    step(Run(str(tmp_path), RunConfig(precision="mixed_bfloat16")))
+    assert seen == ["mixed_bfloat16"]
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+    for name in ("train_backbones", "search", "pretrain", "finetune"):
+        assert getattr(Run, name).__wrapped__  # each training step is wrapped

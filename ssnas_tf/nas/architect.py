@@ -34,11 +34,16 @@ def supervised_loss(y_true, logits, multilabel):
     return Task(logits.shape[-1], multilabel).loss(y_true, logits)
 
 
-def add_l2(grads, variables, rate):
-    """grad + rate * w, torch.optim's coupled weight decay."""
+def add_l2(grads, variables, rate, loss_scale=1.0):
+    """grad + rate * w, torch.optim's coupled weight decay.
+
+    `loss_scale` is the factor the gradients carry (a LossScaleOptimizer's
+    `scale_loss(1.0)`), so the optimizer's unscaling leaves rate * w exact.
+    """
     if not rate:
         return grads
-    return [g + rate * ops.cast(v, g.dtype) for g, v in zip(grads, variables)]
+    return [g + (rate * loss_scale) * ops.cast(v, g.dtype)
+            for g, v in zip(grads, variables)]
 
 
 def reference_optimizers(steps_per_epoch, learning_rate=1e-3, min_learning_rate=1e-6,
@@ -123,7 +128,12 @@ class SearchModel(keras.Model):
             jit_compile: XLA; slower on CPU, worth trying on GPU. Defaults to
                 False.
         """
+        # Under mixed_float16, Keras wraps `optimizer` in a LossScaleOptimizer;
+        # the architecture optimizer needs the same.
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+        if (self.dtype_policy.name == "mixed_float16"
+                and not isinstance(arch_optimizer, keras.optimizers.LossScaleOptimizer)):
+            arch_optimizer = keras.optimizers.LossScaleOptimizer(arch_optimizer)
         self.arch_optimizer = arch_optimizer
         self.weight_decay = weight_decay
         self.arch_weight_decay = arch_weight_decay
@@ -142,24 +152,35 @@ class SearchModel(keras.Model):
         x, y = batch
         return supervised_loss(y, self(x, training=training), self.multilabel), None
 
-    def train_step(self, data):
-        train_batch, valid_batch = data
+    def weight_step(self, batch):
+        """One update of w on `batch`; returns (loss, pair accuracy or None)."""
         weights = self.trainable_weights
         with tf.GradientTape() as tape:
-            loss, accuracy = self.objective_loss(train_batch, training=True)
-        grads = add_l2(tape.gradient(loss, weights), weights, self.weight_decay)
+            loss, accuracy = self.objective_loss(batch, training=True)
+            scaled = self.optimizer.scale_loss(loss)  # identity unless float16
+        grads = add_l2(tape.gradient(scaled, weights), weights, self.weight_decay,
+                       self.optimizer.scale_loss(1.0))
         self.optimizer.apply(grads, weights)
+        return loss, accuracy
 
+    def arch_step(self, valid_batch):
+        """One update of alpha, beta, gamma on `valid_batch`; returns its loss."""
         # Non-trainable variables are invisible to the tape unless watched;
         # not watching w here also spares their gradients.
         arch = [v.value for v in self.arch_parameters]
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(arch)
             arch_loss, _ = self.objective_loss(valid_batch, training=True)
-        arch_grads = add_l2(tape.gradient(arch_loss, arch), arch,
-                            self.arch_weight_decay)
+            scaled = self.arch_optimizer.scale_loss(arch_loss)
+        arch_grads = add_l2(tape.gradient(scaled, arch), arch, self.arch_weight_decay,
+                            self.arch_optimizer.scale_loss(1.0))
         self.arch_optimizer.apply(arch_grads, self.arch_parameters)
+        return arch_loss
 
+    def train_step(self, data):
+        train_batch, valid_batch = data
+        loss, accuracy = self.weight_step(train_batch)
+        arch_loss = self.arch_step(valid_batch)
         self.loss_tracker.update_state(loss)
         self.arch_loss_tracker.update_state(arch_loss)
         if accuracy is not None:

@@ -243,18 +243,16 @@ class SearchNetwork(layers.Layer):
         for cell in self.cells:
             cell.build(cell_shape)
         self.output_block.build([cell_shape] * self.multiplier)
-        init = keras.initializers.RandomNormal(stddev=1e-3)
         k = len(self.input_names)
-        self.alpha = self.add_weight(
-            name="alpha", shape=(num_upper_edges(k, self.num_cells), len(EDGE_OPS)),
-            initializer=init, trainable=False)
-        self.beta = self.add_weight(
-            name="beta", shape=(self.num_cells, num_inner_edges(self.num_steps),
-                                len(EDGE_OPS)),
-            initializer=init, trainable=False)
-        self.gamma = self.add_weight(
-            name="gamma", shape=(self.num_cells, self.num_steps, len(self.primitives)),
-            initializer=init, trainable=False)
+        shapes = {"alpha": (num_upper_edges(k, self.num_cells), len(EDGE_OPS)),
+                  "beta": (self.num_cells, num_inner_edges(self.num_steps), len(EDGE_OPS)),
+                  "gamma": (self.num_cells, self.num_steps, len(self.primitives))}
+        for name, shape in shapes.items():
+            # float32 under mixed precision too (autocast off), so the
+            # softmaxes that decide the genotype are float32.
+            setattr(self, name, self.add_weight(
+                name=name, shape=shape, dtype="float32", trainable=False,
+                autocast=False, initializer=keras.initializers.RandomNormal(stddev=1e-3)))
 
     @property
     def arch_parameters(self):
@@ -269,9 +267,9 @@ class SearchNetwork(layers.Layer):
     def call(self, inputs, training=None):
         states = [self.reshapes[name](inputs[name], training=training)
                   for name in self.input_names]
-        alpha = ops.softmax(self.alpha, axis=-1)
-        beta = ops.softmax(self.beta, axis=-1)
-        gamma = ops.softmax(self.gamma, axis=-1)
+        # Softmax in float32; only the weights that scale features are cast.
+        alpha, beta, gamma = (ops.cast(ops.softmax(v, axis=-1), self.compute_dtype)
+                              for v in self.arch_parameters)
         offset = 0
         for j, cell in enumerate(self.cells):
             count = len(states)

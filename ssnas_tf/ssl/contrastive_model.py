@@ -74,8 +74,9 @@ class ContrastiveModel(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, accuracy = simclr_loss(self, data, self.temperature, training=True)
+            scaled = self.optimizer.scale_loss(loss)  # identity unless float16
         weights = self.trainable_weights
-        self.optimizer.apply(tape.gradient(loss, weights), weights)
+        self.optimizer.apply(tape.gradient(scaled, weights), weights)
         self.loss_tracker.update_state(loss)
         self.pair_accuracy_tracker.update_state(accuracy)
         return {m.name: m.result() for m in self.metrics}

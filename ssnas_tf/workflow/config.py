@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
 from ssnas_tf.nas.presets import PRESETS
+from ssnas_tf.precision import check_precision
 
 # ssl and supervised: workflow.run; the baselines: workflow.baselines.
 METHODS = ("ssl", "supervised", "fixed", "surrogate", "randomnet")
@@ -65,6 +66,9 @@ class RunConfig:
         torch_defaults: PyTorch's Dense initialisation and BN running
             variance in the fusion network, as in the BM-NAS code.
             Defaults to False.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16": the Keras
+            dtype policy of the training steps (`ssnas_tf.precision`).
+            Defaults to "float32".
         jit_compile: XLA for the training steps (for GPUs). Defaults to False.
         trials: architectures tried by "surrogate" and "randomnet".
             Defaults to 100 (RandomNet's budget).
@@ -117,6 +121,7 @@ class RunConfig:
     fusion: str = "late"
     trial_fraction: float = 0.1
     randomnet_learning_rate: float = 1e-4
+    precision: str = "float32"
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -144,6 +149,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_precision(self.precision)
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             raise ValueError(f"attention_dropout must be in [0, 1), got "
                              f"{self.attention_dropout}")

@@ -33,6 +33,7 @@ with labels unused: the analogue of the ImageNet-pretrained extractors the
 paper gives both methods.
 """
 
+import functools
 import json
 import math
 import os
@@ -62,6 +63,7 @@ from ssnas_tf.data.splits import RunSplits, make_splits
 from ssnas_tf.workflow.fingerprint import (dataset_fingerprint, fingerprint_changes,
                                            source_files)
 from ssnas_tf.nas.callbacks import GenotypeTracker
+from ssnas_tf.precision import precision_scope
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
@@ -78,6 +80,15 @@ STEP_ARTIFACTS = ("results.json", "search_log.jsonl", "backbones.keras", "genoty
                   "architecture.svg", "architecture.png", "encoder.keras",
                   "encoder_genotype.json", "classifier.keras", "classifier_genotype.json")
 
+
+
+def _in_precision(step):
+    """Runs a training step under the run's `precision` policy (restored after)."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        with precision_scope(self.config.precision):
+            return step(self, *args, **kwargs)
+    return wrapper
 
 class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
@@ -242,6 +253,7 @@ class Run:
 
     # -- step 0: backbones -------------------------------------------------
 
+    @_in_precision
     def train_backbones(self):
         c = self.config
         start = time.perf_counter()
@@ -269,6 +281,7 @@ class Run:
 
     # -- step 1: search ----------------------------------------------------
 
+    @_in_precision
     def search(self):
         """Searches the architecture; writes genotype.json and its picture."""
         c, ds, s = self.config, self.dataset, self.splits
@@ -397,6 +410,7 @@ class Run:
 
     # -- step 2: contrastive pretraining of the derived network -------------
 
+    @_in_precision
     def pretrain(self, genotype_path=None):
         c, ds, s = self.config, self.dataset, self.splits
         genotype = self.load_genotype(genotype_path)
@@ -424,6 +438,7 @@ class Run:
 
     # -- step 3: classifier ---------------------------------------------------
 
+    @_in_precision
     def finetune(self, genotype_path=None):
         c, ds, s = self.config, self.dataset, self.splits
         # Validate everything before any training or writing.
