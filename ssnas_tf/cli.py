@@ -74,6 +74,8 @@ def _config_flags(parser):
                    choices=("float32", "mixed_bfloat16", "mixed_float16"),
                    help="Keras dtype policy of the training steps (bfloat16 is "
                         "fast on CPUs with AMX)")
+    g.add_argument("--arch-order", type=int, default=defaults.arch_order, choices=(1, 2),
+                   help="architecture gradient: 1 first-order DARTS, 2 the unrolled step")
     g.add_argument("--torch-defaults", action="store_true",
                    help="PyTorch's Dense init and BN running variance in the "
                         "fusion network, as in the BM-NAS code")
@@ -118,7 +120,7 @@ def _config_from_args(args):
         dataset_options=options or None, jit_compile=args.jit_compile,
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
-        precision=args.precision)
+        precision=args.precision, arch_order=args.arch_order)
 
 
 def build_parser():

@@ -71,3 +71,12 @@ def test_training_steps_run_under_the_configured_policy(tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     for name in ("train_backbones", "search", "pretrain", "finetune"):
         assert getattr(Run, name).__wrapped__  # each training step is wrapped
+
+
+def test_arch_order_flag_reaches_the_config():
+    assert _config("--arch-order", "2").arch_order == 2
+    assert _config().arch_order == 1
+    with pytest.raises(ValueError, match="arch_order"):
+        RunConfig(arch_order=3)
+    with pytest.raises(ValueError, match="arch_order 2 needs precision"):
+        RunConfig(arch_order=2, precision="mixed_float16")

@@ -1,4 +1,4 @@
-"""The alternating architecture search (DARTS's architect.py, first order).
+"""The alternating architecture search (DARTS's architect.py).
 
 `SearchModel.train_step` takes a pair (train batch, valid batch), as yielded by
 `tf.data.Dataset.zip((train, valid))`, and does
@@ -6,7 +6,10 @@
 1. a weight update: the objective on the train batch, gradients w.r.t. the
    weights w (`trainable_weights`), applied by `optimizer`;
 2. an architecture update: the objective on the valid batch, gradients w.r.t.
-   alpha, beta, gamma (`arch_parameters`), applied by `arch_optimizer`.
+   alpha, beta, gamma (`arch_parameters`), applied by `arch_optimizer`. With
+   `arch_order=1` (default) the gradient is taken at the current weights
+   (DARTS's first-order approximation); with `arch_order=2` through one
+   virtual weight step (DARTS's unrolled step, `ssnas_tf.nas.unrolled`).
 
 Objectives: `"ssl"` (NT-Xent through a projection head; a batch is a pair of
 augmented views) and `"supervised"` (softmax cross-entropy, or per-class
@@ -14,7 +17,7 @@ binary cross-entropy for multi-label data, through a classifier; a batch is
 (x, y)). L2 weight decay is added to the gradients (coupled, as torch.optim.Adam
 does in the reference), not Keras's decoupled weight decay.
 
-Reference: Liu et al., "DARTS", ICLR 2019 (first-order approximation);
+Reference: Liu et al., "DARTS", ICLR 2019 (§2.3, both orders);
 Suzuki & Ono, IEICE 2025 (the contrastive objective).
 """
 
@@ -22,6 +25,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from ssnas_tf.nas.unrolled import unrolled_arch_gradients
 from ssnas_tf.ssl.contrastive_model import simclr_loss
 from ssnas_tf.tasks import Task
 
@@ -75,6 +79,9 @@ class SearchModel(keras.Model):
         temperature: NT-Xent tau. Defaults to 0.1.
         multilabel: supervised only, per-class BCE instead of softmax
             cross-entropy. Defaults to False.
+        arch_order: 1 (first-order DARTS) or 2 (the unrolled step, about 3x
+            the cost of an architecture update; its virtual step uses the
+            weight optimizer's current learning rate). Defaults to 1.
 
     Example:
     >>> model = SearchModel(SearchNetwork(["a", "b"]), ProjectionHead())
@@ -85,10 +92,13 @@ class SearchModel(keras.Model):
     """
 
     def __init__(self, network, head, objective="ssl", backbone=None,
-                 temperature=0.1, multilabel=False, **kwargs):
+                 temperature=0.1, multilabel=False, arch_order=1, **kwargs):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got '{objective}'")
+        if arch_order not in (1, 2):
+            raise ValueError(f"arch_order must be 1 or 2, got {arch_order!r}")
+        self.arch_order = arch_order
         self.network = network
         self.head = head
         self.objective = objective
@@ -130,6 +140,9 @@ class SearchModel(keras.Model):
         """
         # Under mixed_float16, Keras wraps `optimizer` in a LossScaleOptimizer;
         # the architecture optimizer needs the same.
+        if self.arch_order == 2 and self.dtype_policy.name == "mixed_float16":
+            raise ValueError("arch_order=2 is not loss-scaled: use float32 or "
+                             "mixed_bfloat16 precision with it")
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         if (self.dtype_policy.name == "mixed_float16"
                 and not isinstance(arch_optimizer, keras.optimizers.LossScaleOptimizer)):
@@ -163,8 +176,15 @@ class SearchModel(keras.Model):
         self.optimizer.apply(grads, weights)
         return loss, accuracy
 
-    def arch_step(self, valid_batch):
-        """One update of alpha, beta, gamma on `valid_batch`; returns its loss."""
+    def arch_gradients(self, train_batch, valid_batch):
+        """(gradients w.r.t. alpha, beta, gamma, valid loss), without the L2.
+
+        Scaled by the architecture optimizer's loss scale under float16.
+        """
+        if self.arch_order == 2:
+            return unrolled_arch_gradients(
+                self, train_batch, valid_batch, xi=self.optimizer.learning_rate,
+                weight_decay=self.weight_decay)
         # Non-trainable variables are invisible to the tape unless watched;
         # not watching w here also spares their gradients.
         arch = [v.value for v in self.arch_parameters]
@@ -172,15 +192,21 @@ class SearchModel(keras.Model):
             tape.watch(arch)
             arch_loss, _ = self.objective_loss(valid_batch, training=True)
             scaled = self.arch_optimizer.scale_loss(arch_loss)
-        arch_grads = add_l2(tape.gradient(scaled, arch), arch, self.arch_weight_decay,
-                            self.arch_optimizer.scale_loss(1.0))
-        self.arch_optimizer.apply(arch_grads, self.arch_parameters)
+        return tape.gradient(scaled, arch), arch_loss
+
+    def arch_step(self, train_batch, valid_batch):
+        """One update of alpha, beta, gamma; returns the valid loss."""
+        grads, arch_loss = self.arch_gradients(train_batch, valid_batch)
+        arch = [v.value for v in self.arch_parameters]
+        grads = add_l2(grads, arch, self.arch_weight_decay,
+                       self.arch_optimizer.scale_loss(1.0))
+        self.arch_optimizer.apply(grads, self.arch_parameters)
         return arch_loss
 
     def train_step(self, data):
         train_batch, valid_batch = data
         loss, accuracy = self.weight_step(train_batch)
-        arch_loss = self.arch_step(valid_batch)
+        arch_loss = self.arch_step(train_batch, valid_batch)
         self.loss_tracker.update_state(loss)
         self.arch_loss_tracker.update_state(arch_loss)
         if accuracy is not None:
@@ -202,7 +228,7 @@ class SearchModel(keras.Model):
             backbone=(keras.saving.serialize_keras_object(self.backbone)
                       if self.backbone else None),
             objective=self.objective, temperature=self.temperature,
-            multilabel=self.multilabel)
+            multilabel=self.multilabel, arch_order=self.arch_order)
         return config
 
     @classmethod

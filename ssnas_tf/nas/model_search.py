@@ -248,10 +248,10 @@ class SearchNetwork(layers.Layer):
                   "beta": (self.num_cells, num_inner_edges(self.num_steps), len(EDGE_OPS)),
                   "gamma": (self.num_cells, self.num_steps, len(self.primitives))}
         for name, shape in shapes.items():
-            # float32 under mixed precision too (autocast off), so the
-            # softmaxes that decide the genotype are float32.
+            # Not autocast: under mixed precision they and their softmaxes
+            # stay in the variable dtype (float32), as the genotype depends on them.
             setattr(self, name, self.add_weight(
-                name=name, shape=shape, dtype="float32", trainable=False,
+                name=name, shape=shape, trainable=False,
                 autocast=False, initializer=keras.initializers.RandomNormal(stddev=1e-3)))
 
     @property

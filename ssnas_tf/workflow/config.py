@@ -69,6 +69,8 @@ class RunConfig:
         precision: "float32", "mixed_bfloat16" or "mixed_float16": the Keras
             dtype policy of the training steps (`ssnas_tf.precision`).
             Defaults to "float32".
+        arch_order: 1 (first-order DARTS) or 2 (DARTS's unrolled step).
+            Defaults to 1.
         jit_compile: XLA for the training steps (for GPUs). Defaults to False.
         trials: architectures tried by "surrogate" and "randomnet".
             Defaults to 100 (RandomNet's budget).
@@ -122,6 +124,7 @@ class RunConfig:
     trial_fraction: float = 0.1
     randomnet_learning_rate: float = 1e-4
     precision: str = "float32"
+    arch_order: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -150,6 +153,11 @@ class RunConfig:
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         check_precision(self.precision)
+        if self.arch_order not in (1, 2):
+            raise ValueError(f"arch_order must be 1 or 2, got {self.arch_order}")
+        if self.arch_order == 2 and self.precision == "mixed_float16":
+            raise ValueError("arch_order 2 needs precision float32 or mixed_bfloat16 "
+                             "(its inner gradients are not loss-scaled)")
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
             raise ValueError(f"attention_dropout must be in [0, 1), got "
                              f"{self.attention_dropout}")

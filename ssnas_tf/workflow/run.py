@@ -299,7 +299,8 @@ class Run:
         ssl = c.method == "ssl"
         head = ProjectionHead(c.projection_dim) if ssl else classifier_head(ds.num_classes)
         model = SearchModel(network, head, objective=c.method, backbone=backbones,
-                            temperature=c.temperature, multilabel=self.task.multilabel)
+                            temperature=c.temperature, multilabel=self.task.multilabel,
+                            arch_order=c.arch_order)
         steps = steps_per_epoch(len(s.search_train), c.batch_size)
         if ssl:
             train = view_pairs(ds, s.search_train, c.batch_size, self.augment_config, c.seed)
