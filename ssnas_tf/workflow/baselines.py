@@ -13,12 +13,26 @@
 Use `open_run` to get the right class for a run directory's method.
 """
 
+import json
 import os
 import time
 
-from ssnas_tf.atomic import atomic_write_text
+import keras
+
+from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
+from ssnas_tf.data.pipelines import labeled_batches, steps_per_epoch, to_model_inputs
+from ssnas_tf.metrics import accuracy, weighted_f1
 from ssnas_tf.nas.presets import preset_genotype
-from ssnas_tf.workflow.run import Run, _log, _summary
+from ssnas_tf.workflow.run import Run, RunError, _log, _probabilities, _summary
+
+# RunConfig fields a tuner's finished trials depend on: a rerun that changes
+# one of them must not resume the old trials.
+TUNER_FIELDS = ("dataset", "data_dir", "dataset_options", "label_fraction", "seed",
+                "test_fraction", "batch_size", "trial_fraction",
+                "randomnet_learning_rate", "threshold", "backbones", "backbone_width",
+                "backbone_epochs", "image_weights", "channels", "length", "num_cells",
+                "num_steps", "multiplier", "node_multiplier", "dropout", "primitives",
+                "search_epochs", "learning_rate", "attention_dropout", "torch_defaults")
 
 
 class FixedFusionRun(Run):
@@ -40,9 +54,8 @@ class FixedFusionRun(Run):
 
 def run_class(method):
     """The `Run` class of a method."""
-    if method == "fixed":
-        return FixedFusionRun
-    return Run
+    return {"fixed": FixedFusionRun, "surrogate": SurrogateRun,
+            "randomnet": RandomNetRun}.get(method, Run)
 
 
 def open_run(directory, config=None, verbose=2):
@@ -57,3 +70,177 @@ def open_run(directory, config=None, verbose=2):
         config = Run(directory, verbose=verbose).config
     return run_class(config.method)(directory, config, verbose=verbose)
 
+
+
+def check_tuner_settings(run, project_dir, write=True):
+    """Refuses to resume a tuner project started with other settings.
+
+    Called by `start` (before anything is cleared) and by `search`, which
+    records the settings of a new project.
+    """
+    path = os.path.join(project_dir, "ssnas_settings.json")
+    settings = json.loads(json.dumps({f: getattr(run.config, f) for f in TUNER_FIELDS}))
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        changed = sorted(k for k in set(saved) | set(settings)
+                         if saved.get(k) != settings.get(k))
+        if changed:
+            raise RunError(
+                f"{project_dir} holds the trials of a search with other settings "
+                f"({', '.join(changed)}); delete it or choose another --output")
+        return
+    if write:
+        os.makedirs(project_dir, exist_ok=True)
+        atomic_write_text(path, json.dumps(settings, indent=2))
+
+
+class _TunerRun(Run):
+    """A run whose search is a keras-tuner project under the run directory."""
+
+    PROJECT = None
+
+    def start(self, overwrite=False):
+        # Before `start` clears anything: a rerun resumes the project's trials.
+        check_tuner_settings(self, self.path(self.PROJECT), write=False)
+        super().start(overwrite=overwrite)
+
+
+class SurrogateRun(_TunerRun):
+    """MFAS-style search: Bayesian optimisation over genotypes (keras-tuner)."""
+
+    PROJECT = "surrogate_tuner"
+
+    def search(self):
+        from ssnas_tf.tuners import surrogate
+        c, s = self.config, self.splits
+        start = time.perf_counter()
+        if not os.path.exists(self.path("backbones.keras")):
+            self.train_backbones()
+        check_tuner_settings(self, self.path(self.PROJECT))
+        self._seed(2)
+        _log(f"[ssnas] surrogate search: {c.trials} genotypes (Bayesian optimisation), "
+             f"each trained {c.search_epochs} epochs on {len(s.search_train)} labeled "
+             f"samples, scored by weighted F1 on {len(s.search_valid)}")
+        tuner, features = surrogate.surrogate_search(
+            self.dataset, self._frozen_backbones(), s.search_train, s.search_valid,
+            self.directory, c)
+        trial = surrogate.best_trial(tuner)
+        genotype = surrogate.trial_genotype(trial.hyperparameters, features, c)
+        atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
+        self._draw(genotype)
+        _log(f"[ssnas] surrogate: best genotype from trial {trial.trial_id} "
+             f"(weighted F1 {trial.score:.4f})\n" + _summary(genotype))
+        return self._record(
+            genotype=genotype.to_dict(), search_best_trial=trial.trial_id,
+            search_trials=len(tuner.oracle.trials), search_best_score=trial.score,
+            search_criterion="validation weighted F1 (higher is better)",
+            seconds={"search": round(time.perf_counter() - start, 1)})
+
+
+class RandomNetRun(_TunerRun):
+    """RandomNet: random search over whole networks on raw inputs.
+
+    Writes randomnet_architecture.json (and .svg) instead of genotype.json;
+    no backbones, no pretraining.
+    """
+
+    ARTIFACTS = ("randomnet_architecture.json", "randomnet_architecture.svg")
+    PROJECT = "randomnet_tuner"
+
+    def start(self, overwrite=False):
+        super().start(overwrite=overwrite)
+        for name in self.ARTIFACTS:
+            if os.path.exists(self.path(name)):
+                os.remove(self.path(name))
+
+    def train_backbones(self):
+        _log("[ssnas] backbones: none (RandomNet designs its own extractors on raw inputs)")
+        return self._record(seconds={"backbones": 0.0})
+
+    def search(self):
+        from ssnas_tf.tuners import search as rn_search
+        from ssnas_tf.tuners.randomnet import architecture_to_json
+        from ssnas_tf.viz.randomnet import draw_randomnet
+        c, s = self.config, self.splits
+        start = time.perf_counter()
+        check_tuner_settings(self, self.path(self.PROJECT))
+        self._seed(2)
+        steps = rn_search.trial_steps(len(s.search_train), c.finetune_batch_size,
+                                      c.trial_fraction)
+        _log(f"[ssnas] randomnet search: {c.trials} architectures, each trained "
+             f"{steps} steps on {len(s.search_train)} samples, scored by weighted F1 "
+             f"on {len(s.search_valid)}")
+        tuner = rn_search.randomnet_search(
+            self.dataset, s.search_train, s.search_valid, self.directory, c.trials,
+            c.seed, c.trial_fraction, c.finetune_batch_size,
+            c.randomnet_learning_rate, c.threshold)
+        trial = rn_search.best_trial(tuner)
+        arch = tuner.hypermodel.architecture(trial.hyperparameters)
+        atomic_write_text(self.path("randomnet_architecture.json"),
+                          architecture_to_json(arch) + "\n")
+        with atomic_output(self.path("randomnet_architecture.svg"), ".svg") as tmp:
+            draw_randomnet(arch, tmp, title=f"{c.dataset} / randomnet")
+        _log(f"[ssnas] randomnet: best architecture from trial {trial.trial_id} "
+             f"(seed {arch['seed']}, weighted F1 {trial.score:.4f})")
+        return self._record(
+            architecture=arch, search_best_trial=trial.trial_id,
+            search_trials=len(tuner.oracle.trials), search_best_score=trial.score,
+            search_criterion="validation weighted F1 (higher is better)",
+            seconds={"search": round(time.perf_counter() - start, 1)})
+
+    def pretrain(self, genotype_path=None):
+        _log("[ssnas] pretrain: skipped (randomnet trains on labels only)")
+        return self._record(seconds={"pretrain": 0.0})
+
+    def load_architecture(self):
+        from ssnas_tf.tuners.randomnet import architecture_from_json
+        path = self.path("randomnet_architecture.json")
+        if not os.path.exists(path):
+            raise RunError(f"{path} not found: run `ssnas search` first")
+        with open(path) as f:
+            return architecture_from_json(f.read(), source=path)
+
+    def finetune(self, genotype_path=None):
+        """Trains the best architecture from scratch on the labeled split."""
+        from ssnas_tf.tuners import search as rn_search
+        from ssnas_tf.tuners.randomnet import build_randomnet
+        c, ds, s = self.config, self.dataset, self.splits
+        if genotype_path is not None:
+            raise RunError("--genotype: a randomnet run has no genotype; it trains "
+                           "randomnet_architecture.json")
+        arch = self.load_architecture()
+        start = time.perf_counter()
+        self._seed(4)
+        shapes, stats, vocab = rn_search.model_inputs_info(ds, s.labeled)
+        model = build_randomnet(arch, shapes, ds.num_classes, stats, vocab, name="classifier")
+        model.compile(keras.optimizers.Adam(c.randomnet_learning_rate),
+                      loss=rn_search.classification_loss(ds.multilabel))
+        steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
+        train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
+                                shuffle=True, repeat=True)
+        _log(f"[ssnas] finetune: the best RandomNet architecture from scratch, "
+             f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} samples")
+        model.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
+                  verbose=self.verbose, shuffle=False)
+        atomic_save_model(model, self.path("classifier.keras"))
+        return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
+
+    def evaluate(self):
+        c, ds, s = self.config, self.dataset, self.splits
+        start = time.perf_counter()
+        classifier = self._load("classifier.keras", "finetune")
+        x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
+        probs = _probabilities(classifier.predict(x, batch_size=256, verbose=0),
+                               ds.multilabel)
+        y = ds.labels[s.test]
+        metrics = {"weighted_f1": round(weighted_f1(y, probs, ds.multilabel, c.threshold), 4)}
+        if ds.multilabel:
+            metrics["threshold"] = c.threshold
+        else:
+            metrics["accuracy"] = round(accuracy(y, probs), 4)
+        _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
+        return self._record(dataset=c.dataset, method=c.method,
+                            label_fraction=c.label_fraction, seed=c.seed,
+                            splits=s.sizes(), architecture=self.load_architecture(),
+                            **metrics, seconds={"evaluate": round(time.perf_counter() - start, 1)})

@@ -1,0 +1,171 @@
+"""RandomNet's random search on keras-tuner.
+
+The hyperparameter space is one integer, `architecture_seed`, from which
+`randomnet.sample_architecture` draws the whole network. Drawing the ops,
+skips and fusion connections from the seed (instead of declaring each as a
+`hp.Choice`) keeps the draw uniform over RandomNet's conditional space:
+keras-tuner gives a conditional hyperparameter its default value in the first
+trial that meets it, which would bias a random search.
+
+Each trial trains its model for S steps (a `trial_fraction` of the training
+samples, the paper's 10%) with Adam and is scored by weighted F1 on the
+validation samples. Trials live under `<directory>/<project_name>` and a
+rerun resumes there (`overwrite=False`): finished trials are not trained
+again, and a larger `trials` adds only the missing ones. With keras-tuner's
+`KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
+set, the same call runs as the chief (serving the oracle) or as a worker.
+
+Reference: Alletto et al., RandomNet (REFERENCE.md §4).
+"""
+
+import math
+
+import keras
+import keras_tuner
+import numpy as np
+
+from ssnas_tf.data.pipelines import labeled_batches, to_model_inputs
+from ssnas_tf.metrics import weighted_f1
+from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
+
+OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
+MAX_SEED = 2**31 - 2
+PROJECT = "randomnet_tuner"
+
+
+def classification_loss(multilabel):
+    return (keras.losses.BinaryCrossentropy(from_logits=True) if multilabel
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def probabilities(logits, multilabel):
+    logits = np.asarray(logits, dtype=np.float64)
+    if multilabel:
+        return 1 / (1 + np.exp(-logits))
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def score_f1(model, x, y, multilabel, threshold):
+    """Weighted F1 of `model`'s predictions (inference mode)."""
+    logits = model.predict(x, batch_size=256, verbose=0)
+    return float(weighted_f1(y, probabilities(logits, multilabel), multilabel, threshold))
+
+
+def model_inputs_info(dataset, train_index):
+    """Per-modality input shapes, vector statistics (training rows only) and
+    vocabulary sizes: what `build_randomnet` needs besides the architecture."""
+    shapes, stats, vocab = {}, {}, {}
+    for name, array in dataset.inputs.items():
+        shapes[name] = tuple(array.shape[1:])
+        kind = dataset.kinds[name]
+        if kind == "vector":
+            rows = np.asarray(array[train_index], dtype=np.float64)
+            stats[name] = (rows.mean(axis=0).astype("float32"),
+                           np.maximum(rows.var(axis=0), 1e-12).astype("float32"))
+        elif kind == "sequence":
+            vocabulary = dataset.extras.get("vocabulary")
+            vocab[name] = max(len(vocabulary) if vocabulary is not None else 0,
+                              int(array.max()) + 1)
+    return shapes, stats, vocab
+
+
+class RandomNetHyperModel(keras_tuner.HyperModel):
+    """Builds and briefly trains one RandomNet architecture per trial.
+
+    Args:
+        kinds: modality -> kind.
+        input_shapes, vector_stats, vocab_sizes: see `build_randomnet`.
+        num_classes: number of classes.
+        multilabel: sigmoid outputs and multi-hot labels. Defaults to False.
+        learning_rate: Adam's rate. Defaults to 1e-4 (the paper's).
+        threshold: multi-label decision threshold for F1. Defaults to 0.3.
+    """
+
+    def __init__(self, kinds, input_shapes, num_classes, multilabel=False,
+                 learning_rate=1e-4, vector_stats=None, vocab_sizes=None,
+                 threshold=0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.kinds = dict(kinds)
+        self.input_shapes = input_shapes
+        self.num_classes = num_classes
+        self.multilabel = multilabel
+        self.learning_rate = learning_rate
+        self.vector_stats = vector_stats
+        self.vocab_sizes = vocab_sizes
+        self.threshold = threshold
+
+    def architecture(self, hp):
+        """The architecture of a trial's hyperparameters."""
+        return sample_architecture(self.kinds, hp.Int("architecture_seed", 0, MAX_SEED))
+
+    def build_model(self, arch):
+        model = build_randomnet(arch, self.input_shapes, self.num_classes,
+                                self.vector_stats, self.vocab_sizes)
+        model.compile(keras.optimizers.Adam(self.learning_rate),
+                      loss=classification_loss(self.multilabel))
+        return model
+
+    def build(self, hp):
+        return self.build_model(self.architecture(hp))
+
+    def fit(self, hp, model, train, steps, valid, callbacks=None, **kwargs):
+        """Trains `steps` steps on `train`; returns {"val_weighted_f1": ...}.
+
+        keras-tuner's checkpoint callbacks are not passed on: the best
+        architecture is retrained from scratch afterwards, as in the paper.
+        """
+        model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        x, y = valid
+        return {OBJECTIVE.name: score_f1(model, x, y, self.multilabel, self.threshold)}
+
+
+def trial_steps(num_samples, batch_size, fraction):
+    """S: steps that show `fraction` of `num_samples` samples (at least one)."""
+    return max(1, math.ceil(fraction * num_samples / min(batch_size, num_samples)))
+
+
+def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
+    """A resuming `RandomSearch` over architecture seeds."""
+    return keras_tuner.RandomSearch(
+        hypermodel, objective=OBJECTIVE, max_trials=trials, seed=seed,
+        directory=directory, project_name=project_name, overwrite=False)
+
+
+def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=0,
+                     trial_fraction=0.1, batch_size=32, learning_rate=1e-4,
+                     threshold=0.3, project_name=PROJECT):
+    """Runs (or resumes) RandomNet's search; returns the tuner.
+
+    Args:
+        dataset: a `MultimodalDataset`.
+        train_index, valid_index: rows each trial trains on and is scored on.
+        directory: where the tuner's project folder goes.
+        trials: E, the number of architectures in all (finished ones count).
+        seed: seeds the draw of architecture seeds and the data order.
+        trial_fraction: the share of `train_index` one trial sees.
+        batch_size: Defaults to 32.
+        learning_rate: Defaults to 1e-4.
+        threshold: multi-label F1 threshold. Defaults to 0.3.
+        project_name: Defaults to "randomnet_tuner".
+    """
+    shapes, stats, vocab = model_inputs_info(dataset, train_index)
+    hypermodel = RandomNetHyperModel(dataset.kinds, shapes, dataset.num_classes,
+                                     dataset.multilabel, learning_rate, stats, vocab,
+                                     threshold)
+    tuner = randomnet_tuner(hypermodel, directory, trials, seed, project_name)
+    train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
+                            repeat=True)
+    steps = trial_steps(len(train_index), batch_size, trial_fraction)
+    x = to_model_inputs({k: v[valid_index] for k, v in dataset.inputs.items()},
+                        dataset.kinds)
+    tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0)
+    return tuner
+
+
+def best_trial(tuner):
+    """The finished trial with the highest validation weighted F1."""
+    trials = tuner.oracle.get_best_trials(1)
+    if not trials:
+        raise RuntimeError(f"{tuner.project_dir}: no trial finished")
+    return trials[0]
