@@ -25,7 +25,7 @@ import keras_tuner
 import numpy as np
 
 from ssnas_tf.data.pipelines import labeled_batches, to_model_inputs
-from ssnas_tf.metrics import weighted_f1
+from ssnas_tf.tasks import Task
 from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
 
 OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
@@ -33,23 +33,10 @@ MAX_SEED = 2**31 - 2
 PROJECT = "randomnet_tuner"
 
 
-def classification_loss(multilabel):
-    return (keras.losses.BinaryCrossentropy(from_logits=True) if multilabel
-            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-
-
-def probabilities(logits, multilabel):
-    logits = np.asarray(logits, dtype=np.float64)
-    if multilabel:
-        return 1 / (1 + np.exp(-logits))
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def score_f1(model, x, y, multilabel, threshold):
+def score_f1(model, x, y, task):
     """Weighted F1 of `model`'s predictions (inference mode)."""
-    logits = model.predict(x, batch_size=256, verbose=0)
-    return float(weighted_f1(y, probabilities(logits, multilabel), multilabel, threshold))
+    return float(task.weighted_f1(y, task.probabilities(
+        model.predict(x, batch_size=256, verbose=0))))
 
 
 def model_inputs_info(dataset, train_index):
@@ -76,34 +63,32 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
     Args:
         kinds: modality -> kind.
         input_shapes, vector_stats, vocab_sizes: see `build_randomnet`.
-        num_classes: number of classes.
-        multilabel: sigmoid outputs and multi-hot labels. Defaults to False.
+        task: the `ssnas_tf.tasks.Task` (loss, probabilities, F1).
         learning_rate: Adam's rate. Defaults to 1e-4 (the paper's).
-        threshold: multi-label decision threshold for F1. Defaults to 0.3.
     """
 
-    def __init__(self, kinds, input_shapes, num_classes, multilabel=False,
-                 learning_rate=1e-4, vector_stats=None, vocab_sizes=None,
-                 threshold=0.3, **kwargs):
+    def __init__(self, kinds, input_shapes, task, learning_rate=1e-4,
+                 vector_stats=None, vocab_sizes=None, **kwargs):
         super().__init__(**kwargs)
         self.kinds = dict(kinds)
         self.input_shapes = input_shapes
-        self.num_classes = num_classes
-        self.multilabel = multilabel
+        self.task = task
         self.learning_rate = learning_rate
         self.vector_stats = vector_stats
         self.vocab_sizes = vocab_sizes
-        self.threshold = threshold
+
+    def declare_hyperparameters(self, hp):
+        hp.Int("architecture_seed", 0, MAX_SEED)
 
     def architecture(self, hp):
         """The architecture of a trial's hyperparameters."""
         return sample_architecture(self.kinds, hp.Int("architecture_seed", 0, MAX_SEED))
 
     def build_model(self, arch):
-        model = build_randomnet(arch, self.input_shapes, self.num_classes,
+        model = build_randomnet(arch, self.input_shapes, self.task.num_classes,
                                 self.vector_stats, self.vocab_sizes)
         model.compile(keras.optimizers.Adam(self.learning_rate),
-                      loss=classification_loss(self.multilabel))
+                      loss=self.task.keras_loss())
         return model
 
     def build(self, hp):
@@ -117,7 +102,7 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         """
         model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
         x, y = valid
-        return {OBJECTIVE.name: score_f1(model, x, y, self.multilabel, self.threshold)}
+        return {OBJECTIVE.name: score_f1(model, x, y, self.task)}
 
 
 def trial_steps(num_samples, batch_size, fraction):
@@ -150,9 +135,9 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
         project_name: Defaults to "randomnet_tuner".
     """
     shapes, stats, vocab = model_inputs_info(dataset, train_index)
-    hypermodel = RandomNetHyperModel(dataset.kinds, shapes, dataset.num_classes,
-                                     dataset.multilabel, learning_rate, stats, vocab,
-                                     threshold)
+    task = Task.for_dataset(dataset, threshold)
+    hypermodel = RandomNetHyperModel(dataset.kinds, shapes, task, learning_rate,
+                                     stats, vocab)
     tuner = randomnet_tuner(hypermodel, directory, trials, seed, project_name)
     train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
                             repeat=True)

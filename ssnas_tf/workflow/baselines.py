@@ -21,9 +21,8 @@ import keras
 
 from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
 from ssnas_tf.data.pipelines import labeled_batches, steps_per_epoch, to_model_inputs
-from ssnas_tf.metrics import accuracy, weighted_f1
 from ssnas_tf.nas.presets import preset_genotype
-from ssnas_tf.workflow.run import Run, RunError, _log, _probabilities, _summary
+from ssnas_tf.workflow.run import Run, RunError, _log, _summary
 
 # RunConfig fields a tuner's finished trials depend on: a rerun that changes
 # one of them must not resume the old trials.
@@ -124,7 +123,7 @@ class SurrogateRun(_TunerRun):
              f"samples, scored by weighted F1 on {len(s.search_valid)}")
         tuner, features = surrogate.surrogate_search(
             self.dataset, self._frozen_backbones(), s.search_train, s.search_valid,
-            self.directory, c)
+            self.directory, c, self.task, project_name=self.PROJECT)
         trial = surrogate.best_trial(tuner)
         genotype = surrogate.trial_genotype(trial.hyperparameters, features, c)
         atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
@@ -215,7 +214,7 @@ class RandomNetRun(_TunerRun):
         shapes, stats, vocab = rn_search.model_inputs_info(ds, s.labeled)
         model = build_randomnet(arch, shapes, ds.num_classes, stats, vocab, name="classifier")
         model.compile(keras.optimizers.Adam(c.randomnet_learning_rate),
-                      loss=rn_search.classification_loss(ds.multilabel))
+                      loss=self.task.keras_loss())
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
                                 shuffle=True, repeat=True)
@@ -231,14 +230,8 @@ class RandomNetRun(_TunerRun):
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
         x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
-        probs = _probabilities(classifier.predict(x, batch_size=256, verbose=0),
-                               ds.multilabel)
-        y = ds.labels[s.test]
-        metrics = {"weighted_f1": round(weighted_f1(y, probs, ds.multilabel, c.threshold), 4)}
-        if ds.multilabel:
-            metrics["threshold"] = c.threshold
-        else:
-            metrics["accuracy"] = round(accuracy(y, probs), 4)
+        probs = self.task.probabilities(classifier.predict(x, batch_size=256, verbose=0))
+        metrics = self.task.metrics(ds.labels[s.test], probs)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
         return self._record(dataset=c.dataset, method=c.method,
                             label_fraction=c.label_fraction, seed=c.seed,
