@@ -264,7 +264,20 @@ def test_view_pair_fn_in_tf_data_is_deterministic(batch):
     assert not _equal(other["photo"], first[1][0]["photo"])
 
 
-def test_text_is_nfkc_normalised_and_case_folded_with_tensorflow_text():
-    out = augment.mask_text(tf.constant(["Ｆｕｌｌ WIDTH ﬁne", "Straße"]), 0,
-                    TextAugment(mask_prob=1e-9))
-    assert [s.decode() for s in out.numpy()] == ["full width fine", "strasse"]
+def test_augmented_finetuning_and_serving_text_are_normalised_alike():
+    """One normalisation, inside the model: an augmented view (nothing masked)
+    and the raw string give the text backbone the same token ids."""
+    from ssnas_tf.backbones import build_backbone, standardize_text
+
+    raw = tf.constant(["Ｆｕｌｌ-width ＴＥＸＴ", "Ｆｕｌｌ　ＷＩＤＴＨ  ｔｅｘｔ"])
+    view = augment.mask_text(raw, 0, TextAugment(mask_prob=1e-9))
+    for text in (raw, view):
+        tokens = tf.strings.split(standardize_text(text)).to_list()
+        assert tokens == [[b"fullwidth", b"text"], [b"full", b"width", b"text"]]
+    backbone = build_backbone("t", "text", np.array(["full width text", "fullwidth"]),
+                              width=4)
+    vectorize = backbone.get_layer("t_vectorize")
+    ascii_ids = vectorize(tf.constant(["fullwidth text", "full width text"]))
+    np.testing.assert_array_equal(vectorize(raw), ascii_ids)
+    np.testing.assert_array_equal(vectorize(view), ascii_ids)
+    assert int(tf.reduce_min(ascii_ids[:, :2])) > 1  # known words, not OOV

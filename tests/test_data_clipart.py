@@ -230,3 +230,14 @@ def test_keywords_recounted_after_empty_texts(tmp_path):
     assert data.extras["counts"]["empty_text"] == 0
     assert data.extras["counts"]["no_label"] == 4
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("keep_aspect, needle", [(True, "white 8x8 canvas"),
+                                                 (False, "resized to 8x8")])
+def test_preprocessing_a_client_must_repeat_is_stated(tree, tmp_path, keep_aspect, needle):
+    data = load_clipart(tree, cache_dir=tmp_path / "cache", verbose=False,
+                        **{**OPTIONS, "keep_aspect": keep_aspect})
+    steps = data.extras["preprocessing"]
+    assert "alpha-composited over opaque white" in steps["image"][0]
+    assert needle in steps["image"][1]
+    assert "title and description" in steps["text"][0]

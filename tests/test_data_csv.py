@@ -173,3 +173,11 @@ def test_bad_options_raise(folder, options, match):
     path = _write_csv(folder, "text,label\nx,a\n")
     with pytest.raises(DataError, match=match):
         load_csv(path, **options)
+
+
+def test_preprocessing_a_client_must_repeat_is_stated(folder):
+    path = _write_csv(folder, "image,text,label\nimg/a.png,hello,x\n")
+    steps = load_csv(path, image_size=(4, 6)).extras["preprocessing"]
+    assert list(steps) == ["image"]  # text is normalised inside the model
+    assert "alpha-composited over opaque white" in steps["image"][0]
+    assert "resized to 6x4" in steps["image"][1] and "(4, 6, 3)" in steps["image"][1]

@@ -174,3 +174,13 @@ def test_bad_pix_value_raises(csv_dir):
     path.write_text("\n".join(lines))
     with pytest.raises(DataError, match="integers 0-6"):
         load_mfeat(csv_dir)
+
+
+def test_pix_preprocessing_statement_reproduces_the_images(embedded):
+    data = load_mfeat()
+    (step,) = data.extras["preprocessing"]["pix"]
+    assert "(v * 255 + 3) // 6" in step and "16 rows x 15 columns" in step
+    v = embedded["pix"].astype(np.int64)
+    np.testing.assert_array_equal(((v * 255 + 3) // 6).reshape(-1, 16, 15, 1),
+                                  data.inputs["pix"])
+    assert load_mfeat(views=("fou",)).extras["preprocessing"] == {}

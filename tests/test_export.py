@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
+from ssnas_tf.backbones.layers import standardize_text
 from ssnas_tf.serving.export import (ExportError, export_classifier, list_versions,
-                             load_exported)
+                                     load_exported)
 
 LABELS = ("cat", "dog", "bird")
 SPECS = {"pix": ((6, 5, 1), "uint8"), "fou": ((4,), "float32"), "text": ((), "string")}
@@ -22,7 +23,8 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
 
 def _tiny_model():
     keras.utils.set_random_seed(1)
-    vectorize = layers.TextVectorization(max_tokens=16, output_sequence_length=4)
+    vectorize = layers.TextVectorization(max_tokens=16, output_sequence_length=4,
+                                         standardize=standardize_text)
     vectorize.adapt(["a cat sat", "the dog ran far", "a bird flew"])
     pix = keras.Input((6, 5, 1), name="pix")
     fou = keras.Input((4,), name="fou")
@@ -86,7 +88,8 @@ def test_layout_labels_and_info(exported):
         info = json.load(f)
     assert info["inputs"] == {
         "pix": {"shape": [None, 6, 5, 1], "dtype": "uint8",
-                "preprocessing": "cast to float32, divided by 255"},
+                "preprocessing": [
+                    {"by": "model", "step": "cast to float32, divided by 255"}]},
         "fou": {"shape": [None, 4], "dtype": "float32"},
         "text": {"shape": [None], "dtype": "string"}}
     assert info["label_names"] == list(LABELS)
@@ -185,6 +188,19 @@ def test_saved_model_cli_show_and_run(exported, served):
                                _softmax(_logits(model, raw)), rtol=1e-5, atol=1e-6)
 
 
+def test_served_text_is_normalised_like_training_text(exported):
+    """Full-width input gets the model's own normalisation in the SavedModel."""
+    _, path, _ = exported
+    serve = load_exported(path).signatures["serving_default"]
+    raw = _raw_batch()
+    wide = dict(raw, text=np.array(["Ａ ＣＡＴ　ｓａｔ", "ＴＨＥ ｂｉｒｄ ＲＡＮ",
+                                    "unknown words here"]))
+    out = serve(**{k: tf.constant(v) for k, v in raw.items()})
+    out_wide = serve(**{k: tf.constant(v) for k, v in wide.items()})
+    np.testing.assert_allclose(out_wide["probabilities"].numpy(),
+                               out["probabilities"].numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_next_version_and_no_overwrite(exported):
     root, first, model = exported
     before = _snapshot(first)
@@ -278,3 +294,101 @@ def test_bad_arguments(exported, tmp_path, kwargs, message):
     with pytest.raises(ExportError, match=message):
         export_classifier(model, **args)
     assert not os.path.exists(tmp_path / "bad") or os.listdir(tmp_path / "bad") == []
+
+
+def _one_modality_classifier(tmp_path):
+    """A Run-style classifier on mfeat whose genotype reads only 'fou'."""
+    from ssnas_tf.backbones import build_backbones
+    from ssnas_tf.data import load_dataset
+    from ssnas_tf.nas.genotypes import Genotype, StepGenotype
+    from ssnas_tf.nas.model import DerivedNetwork
+
+    data = load_dataset("mfeat")
+    backbones = build_backbones(data, np.arange(200), width=4)
+    backbones.trainable = False
+    features = list(backbones.output)
+    step = StepGenotype((("identity", 0), ("identity", 1)), ("concat_fc",), (2,))
+    genotype = Genotype(inputs=tuple(features),
+                        edges=(("identity", features.index("fou_1")),
+                               ("identity", features.index("fou_2"))),
+                        steps=(step,), concat=(len(features),))
+    inputs = {name: keras.Input(t.shape[1:], dtype=t.dtype, name=name)
+              for name, t in backbones.input.items()}
+    fused = DerivedNetwork(genotype, channels=4, length=2, name="fusion")(
+        backbones(inputs, training=False))
+    classifier = keras.Model(inputs, layers.Dense(10, name="classifier")(fused))
+    # As Run.export gets it: saved by finetune, loaded from classifier.keras.
+    classifier.save(tmp_path / "classifier.keras")
+    return data, keras.models.load_model(tmp_path / "classifier.keras")
+
+
+def test_export_takes_only_the_modalities_the_genotype_reads(tmp_path):
+    from ssnas_tf.data.pipelines import to_model_inputs
+    from ssnas_tf.serving.prune import prune_classifier, used_modalities
+
+    data, classifier = _one_modality_classifier(tmp_path)
+    assert len(classifier.input) == 6
+    assert used_modalities(classifier) == ("fou",)
+    served = prune_classifier(classifier)
+    assert list(served.input) == ["fou"]
+    # Only the fou backbone's weights remain.
+    prefixes = {w.path.split("_")[0] for w in served.weights}
+    assert "fou" in prefixes and not prefixes & {"pix", "fac", "kar", "zer", "mor"}
+    path = export_classifier(served, {"fou": ((76,), "float32")},
+                             data.label_names, tmp_path / "export", "one")
+    with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
+        assert list(json.load(f)["inputs"]) == ["fou"]
+    raw = {k: v[:5] for k, v in data.inputs.items()}
+    expected = _softmax(np.asarray(
+        classifier(to_model_inputs(raw, data.kinds), training=False)))
+    np.save(tmp_path / "fou.npy", raw["fou"])
+    cli = _saved_model_cli()
+    common = ["--dir", path, "--tag_set", "serve", "--signature_def", "serving_default"]
+    show = subprocess.run(cli + ["show"] + common, capture_output=True, text=True,
+                          env=ENV, timeout=180)
+    assert show.returncode == 0, show.stderr[-3000:]
+    assert "inputs['fou']" in show.stdout and "inputs['pix']" not in show.stdout
+    run = subprocess.run(cli + ["run"] + common + [
+        "--inputs", f"fou={tmp_path / 'fou.npy'}", "--outdir", str(tmp_path / "out")],
+        capture_output=True, text=True, env=ENV, timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "probabilities.npy"),
+                               expected, rtol=1e-5, atol=1e-6)
+
+
+def test_serving_info_states_client_and_model_preprocessing(exported, tmp_path):
+    """Loader steps come first ("client"), then what the SavedModel does; a
+    sequence input with a vocabulary gets its id -> word file."""
+    from types import SimpleNamespace
+
+    from ssnas_tf.serving.preprocessing import describe_inputs, vocabulary_files
+
+    model = exported[2]
+    data = SimpleNamespace(
+        name="fake", kinds={"pix": "image", "fou": "vector", "text": "text", "ids": "sequence"},
+        extras={"preprocessing": {"pix": ["alpha-composited over white", "resized"]},
+                "vocabulary": ["<pad>", "<mask>", "cat", "dog"]})
+    steps = describe_inputs(data, ["pix", "fou", "text"])
+    assert vocabulary_files(data, ["pix", "fou", "text"]) == {}
+    path = export_classifier(model, SPECS, LABELS, tmp_path, "pre", preprocessing=steps,
+                             extra_files=vocabulary_files(data, ["ids"]))
+    with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
+        inputs = json.load(f)["inputs"]
+    assert inputs["pix"]["preprocessing"] == [
+        {"by": "client", "step": "alpha-composited over white"},
+        {"by": "client", "step": "resized"},
+        {"by": "model", "step": "cast to float32, divided by 255"}]
+    assert "preprocessing" not in inputs["fou"]
+    assert [s["by"] for s in inputs["text"]["preprocessing"]] == ["model"]
+    assert "full-width" in inputs["text"]["preprocessing"][0]["step"]
+    with open(os.path.join(path, "ids_vocabulary.txt"), encoding="utf-8") as f:
+        assert f.read().splitlines() == ["<pad>", "<mask>", "cat", "dog"]
+    assert describe_inputs(data, ["ids"])["ids"] == [{"by": "client", "step": (
+        "int token ids: 0 = padding, 1 = mask/out-of-vocabulary; "
+        "id i is line i of ids_vocabulary.txt")}]
+    with pytest.raises(ExportError, match="not served"):
+        export_classifier(model, SPECS, LABELS, tmp_path, "pre",
+                          preprocessing={"nope": []})
+    with pytest.raises(ExportError, match="extra_files"):
+        export_classifier(model, SPECS, LABELS, tmp_path, "pre",
+                          extra_files={"labels.txt": "x"})

@@ -23,6 +23,7 @@ import pytest
 from ssnas_tf.cli import main
 from ssnas_tf.workflow.config import RunConfig
 from ssnas_tf.data import load_dataset
+from ssnas_tf.data.mfeat import PIX_PREPROCESSING
 from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.data.pipelines import to_model_inputs
 from ssnas_tf.workflow.run import Run
@@ -186,9 +187,16 @@ def test_export_has_tf_serving_layout(tiny_run, mfeat):
     with open(os.path.join(version_dir, "labels.txt")) as f:
         assert f.read().splitlines() == list(mfeat.label_names)
     info = _read_json(os.path.join(version_dir, "serving_info.json"))
-    assert info["inputs"]["pix"] == {"shape": [None, 16, 15, 1], "dtype": "uint8",
-                                     "preprocessing": "cast to float32, divided by 255"}
-    for name in ("fou", "fac", "kar", "zer", "mor"):
+    # Exactly the modalities whose features the classifier's genotype reads.
+    genotype = Genotype.load(os.path.join(directory, "classifier_genotype.json"))
+    used = {feature.rsplit("_", 1)[0] for feature in genotype.used_inputs}
+    assert list(info["inputs"]) == [m for m in mfeat.modalities if m in used]
+    if "pix" in used:
+        assert info["inputs"]["pix"] == {"shape": [None, 16, 15, 1], "dtype": "uint8",
+                                         "preprocessing": [
+                    {"by": "client", "step": PIX_PREPROCESSING},
+                    {"by": "model", "step": "cast to float32, divided by 255"}]}
+    for name in used - {"pix"}:
         assert info["inputs"][name] == {
             "shape": [None, mfeat.inputs[name].shape[1]], "dtype": "float32"}
     assert info["multilabel"] is False and info["label_names"] == list(mfeat.label_names)
@@ -224,16 +232,20 @@ def test_export_serves_raw_inputs_in_a_fresh_process(tiny_run, mfeat, tmp_path):
         np.save(tmp_path / f"{name}.npy", array)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    served_inputs = list(_read_json(os.path.join(results["export_dir"],
+                                                 "serving_info.json"))["inputs"])
     proc = subprocess.run(
         [sys.executable, "-c", SERVE, results["export_dir"], str(tmp_path),
-         json.dumps(list(raw))],
+         json.dumps(served_inputs)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["ssnas_tf"] == []
     assert report["outputs"] == ["predictions", "probabilities"]
-    assert report["inputs"]["pix"] == ["uint8", [None, 16, 15, 1]]
-    assert report["inputs"]["fou"] == ["float32", [None, 76]]
+    expected_specs = {"pix": ["uint8", [None, 16, 15, 1]], "fou": ["float32", [None, 76]]}
+    assert sorted(report["inputs"]) == sorted(served_inputs)
+    for name in set(expected_specs) & set(served_inputs):
+        assert report["inputs"][name] == expected_specs[name]
 
     classifier = keras.models.load_model(os.path.join(directory, "classifier.keras"))
     logits = classifier.predict(to_model_inputs(raw, mfeat.kinds), verbose=0)
@@ -411,3 +423,23 @@ def test_ssl_search_reads_no_label_outside_the_labeled_part(tiny_run, tmp_path, 
         for key in a["arch_weights"]:
             np.testing.assert_allclose(a["arch_weights"][key], b["arch_weights"][key],
                                        atol=1e-4)
+
+
+def test_export_signature_has_only_the_modalities_the_genotype_reads(tiny_run, tmp_path,
+                                                                     mfeat):
+    """A classifier whose genotype reads only 'fou' is served with 'fou' alone."""
+    directory, results = tiny_run
+    d = copy_run(directory, tmp_path / "copy", skip=("classifier.keras", "export"))
+    features = list(results["genotype"]["inputs"])
+    one = dict(results["genotype"], edges=[["identity", features.index("fou_1")],
+                                           ["identity", features.index("fou_2")]],
+               concat=[len(features)])
+    one["steps"] = one["steps"][:1]
+    genotype = Genotype.from_dict(one)
+    run = Run(d, verbose=0)
+    encoder = run.build_encoder(genotype, run._frozen_backbones())
+    logits = keras.layers.Dense(10)(encoder.output)
+    classifier = keras.Model(encoder.input, logits, name="classifier")
+    classifier.save(os.path.join(d, "classifier.keras"))
+    info_path = os.path.join(run.export()["export_dir"], "serving_info.json")
+    assert list(_read_json(info_path)["inputs"]) == ["fou"]

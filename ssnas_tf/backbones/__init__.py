@@ -35,7 +35,8 @@ ICLR 2015 (VGG19); Goodfellow et al., "Maxout Networks", ICML 2013;
 Chen et al., "SimCLR", ICML 2020.
 """
 
-from ssnas_tf.backbones.layers import ImagePreprocess, MaskedTokenMean, Maxout, standardize_text
+from ssnas_tf.backbones.layers import (ImagePreprocess, MaskedTokenMean, Maxout, fold_width,
+                                       standardize_text)
 from ssnas_tf.backbones.pretrain import pretrain_backbones
 from ssnas_tf.backbones.reference import (VGG19_TAP_LAYERS, maxout_mlp_taps,
                                           reference_backbones, vgg19_taps)
@@ -46,6 +47,7 @@ __all__ = [
     "ImagePreprocess",
     "MaskedTokenMean",
     "Maxout",
+    "fold_width",
     "VGG19_TAP_LAYERS",
     "backbones_by_modality",
     "build_backbone",

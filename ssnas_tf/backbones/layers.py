@@ -130,22 +130,62 @@ _PUNCTUATION = r'[!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\']'
 _MASK_PATTERN = re.escape(augment_lib.TextAugment().mask_token.lower())
 
 
+# NFKC folds the full-width ASCII forms U+FF01..U+FF5E onto U+0021..U+007E and
+# the ideographic space U+3000 onto U+0020; core TensorFlow has no NFKC op
+# (tensorflow-text's would not load in TF Serving), so this subset is done here.
+_FULLWIDTH_FIRST, _FULLWIDTH_LAST, _FULLWIDTH_SHIFT = 0xFF01, 0xFF5E, 0xFEE0
+_IDEOGRAPHIC_SPACE = 0x3000
+
+
+def fold_width(text):
+    """Maps full-width ASCII letters, digits, punctuation and spaces to ASCII.
+
+    The part of Unicode NFKC that matters for text typed on CJK keyboards
+    ("Ｆｕｌｌ" -> "Full", U+3000 -> " "), with core TensorFlow ops only.
+    Other NFKC mappings (ligatures, compatibility digits, ...) are not applied
+    anywhere in ssnas_tf. Invalid UTF-8 bytes become U+FFFD.
+
+    Args:
+        text: tf.string tensor of any shape.
+
+    Returns:
+        tf.string tensor of the same shape.
+    """
+    codes = tf.strings.unicode_decode(text, "UTF-8", errors="replace")
+
+    def fold(c):
+        c = tf.where((c >= _FULLWIDTH_FIRST) & (c <= _FULLWIDTH_LAST),
+                     c - _FULLWIDTH_SHIFT, c)
+        return tf.where(tf.equal(c, _IDEOGRAPHIC_SPACE), tf.constant(0x20, c.dtype), c)
+
+    codes = (tf.ragged.map_flat_values(fold, codes) if isinstance(codes, tf.RaggedTensor)
+             else fold(codes))
+    return tf.strings.unicode_encode(codes, "UTF-8")
+
+
 @keras.saving.register_keras_serializable(package="ssnas_tf")
 def standardize_text(text):
-    """TextVectorization standardisation that drops the augmentation mask token.
+    """The one text normalisation of ssnas_tf, inside every text model.
 
-    Lower-cases, deletes every `"[MASK]"` (the `TextAugment` default token, so
-    masked words leave the mean of the kept words, like masked ids do) and
-    strips punctuation as Keras's "lower_and_strip_punctuation" does. Core
-    TensorFlow string ops only.
+    Folds full-width forms to ASCII (`fold_width`), lower-cases (UTF-8 aware),
+    deletes every `"[MASK]"` (the `TextAugment` default token, so masked words
+    leave the mean of the kept words, like masked ids do) and strips
+    punctuation as Keras's "lower_and_strip_punctuation" does. Core TensorFlow
+    string ops only. Because it runs inside the model's `TextVectorization`,
+    augmented views, fine-tuning, evaluation and the TF Serving export all see
+    the same strings; neither loaders, augmentation nor clients normalise.
 
     Args:
         text: tf.string tensor.
 
     Returns:
         tf.string tensor of the same shape.
+
+    Example:
+    >>> standardize_text(tf.constant("Ｆｕｌｌ-width ＴＥＸＴ")).numpy().decode()
+    'fullwidth text'
     """
-    text = tf.strings.lower(text, encoding="utf-8")
+    text = tf.strings.lower(fold_width(text), encoding="utf-8")
     text = tf.strings.regex_replace(text, _MASK_PATTERN, " ")
     return tf.strings.regex_replace(text, _PUNCTUATION, "")
 

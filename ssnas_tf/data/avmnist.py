@@ -24,6 +24,15 @@ from ssnas_tf.data.base import DataError, MultimodalDataset
 IMAGE_SIDE = 28
 AUDIO_SIDE = 112
 NUM_CLASSES = 10
+# What a client must repeat on raw rows (extras["preprocessing"]).
+PREPROCESSING = {
+    "image": [f"the {IMAGE_SIDE * IMAGE_SIDE} MNIST grey values (0-255) reshaped "
+              f"row-major to {IMAGE_SIDE} x {IMAGE_SIDE} x 1, rounded to the "
+              f"nearest integer and clipped to 0-255 as uint8"],
+    "audio": [f"the {AUDIO_SIDE} x {AUDIO_SIDE} spectrogram on the published 0-255 "
+              f"scale with a trailing channel axis ({AUDIO_SIDE}, {AUDIO_SIDE}, 1), "
+              f"rounded to the nearest integer and clipped to 0-255 as uint8"],
+}
 _CHUNK_ROWS = 2048  # rows converted at a time, so float sources never get copied whole
 
 
@@ -161,4 +170,5 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
         labels=np.concatenate(labels),
         label_names=tuple(str(i) for i in range(NUM_CLASSES)),
         splits=splits,
+        extras={"preprocessing": {k: list(v) for k, v in PREPROCESSING.items()}},
     )

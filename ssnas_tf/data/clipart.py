@@ -98,8 +98,9 @@ def load_clipart(data_dir=None, *, target="keywords", num_labels=20,
         A `MultimodalDataset` named "clipart" with modalities "image" (uint8
         (N, H, W, 3) RGB, transparency composited over white) and "text"
         (object (N,) of str), no fixed splits, and `extras` with `paths`
-        (relative SVG paths), `categories`, `keywords` (each item's own) and
-        `counts` (files seen, skips and drops by reason).
+        (relative SVG paths), `categories`, `keywords` (each item's own),
+        `counts` (files seen, skips and drops by reason) and `preprocessing`
+        (what a client must repeat, see `ssnas_tf.serving.preprocessing`).
 
     Raises:
         DataError: the png or svg tree is missing (the message gives the
@@ -110,18 +111,11 @@ def load_clipart(data_dir=None, *, target="keywords", num_labels=20,
         >>> data.inputs["image"].shape  # doctest: +SKIP
         (6830, 64, 64, 3)
     """
-    root = os.path.abspath(os.fspath(data_dir or DEFAULT_ROOT))
-    for tree in ("png", "svg"):
-        if not os.path.isdir(os.path.join(root, tree)):
-            raise DataError(
-                f"clipart: {os.path.join(root, tree)} not found; install Open "
-                f"Clip Art with `{INSTALL_COMMAND}` (Debian/Ubuntu, as root) "
-                f"or pass data_dir=<folder holding png/ and svg/>")
+    root = _check_root(data_dir)
     if target not in ("keywords", "category"):
         raise DataError(
             f"clipart: target must be 'keywords' or 'category', got {target!r}")
     image_size = tuple(int(s) for s in image_size)
-
     start = time.time()
     items, source = _cached_items(
         root, image_size, keep_aspect, max_file_bytes, max_pixels,
@@ -129,13 +123,28 @@ def load_clipart(data_dir=None, *, target="keywords", num_labels=20,
     counts = collections.Counter(items["counts"])
     data = _build(items, counts, target, num_labels, categories,
                   exclude_category_keywords, exclude_keywords)
+    data.extras["preprocessing"] = preprocessing_steps(image_size, keep_aspect)
     if verbose:
-        skips = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())
-                          if k not in ("svg_files", "kept"))
-        print(f"clipart: kept {data.num_samples} of {counts['svg_files']} SVG "
-              f"files ({source}, {time.time() - start:.1f}s); "
-              f"skipped/dropped: {skips or 'none'}")
+        _print_summary(data, counts, source, time.time() - start)
     return data
+
+
+def _check_root(data_dir):
+    root = os.path.abspath(os.fspath(data_dir or DEFAULT_ROOT))
+    for tree in ("png", "svg"):
+        if not os.path.isdir(os.path.join(root, tree)):
+            raise DataError(
+                f"clipart: {os.path.join(root, tree)} not found; install Open "
+                f"Clip Art with `{INSTALL_COMMAND}` (Debian/Ubuntu, as root) "
+                f"or pass data_dir=<folder holding png/ and svg/>")
+    return root
+
+
+def _print_summary(data, counts, source, seconds):
+    skips = ", ".join(f"{k}={v}" for k, v in sorted(counts.items())
+                      if k not in ("svg_files", "kept"))
+    print(f"clipart: kept {data.num_samples} of {counts['svg_files']} SVG "
+          f"files ({source}, {seconds:.1f}s); skipped/dropped: {skips or 'none'}")
 
 
 # ------------------------------------------------------------ scan + decode
@@ -278,6 +287,25 @@ def _decode_errors():
     # SyntaxError); anything else is a bug and propagates.
     return (OSError, ValueError, SyntaxError, EOFError,
             Image.DecompressionBombError)
+
+
+def preprocessing_steps(image_size, keep_aspect):
+    """What a client must repeat on a PNG and an SVG (extras["preprocessing"])."""
+    height, width = image_size
+    if keep_aspect:
+        fit = (f"scaled by min({width}/w, {height}/h) (rounded, at least 1 pixel) with "
+               f"PIL Lanczos (reducing_gap=3.0) and pasted centred on a white "
+               f"{width}x{height} canvas (offset floor-divided)")
+    else:
+        fit = f"resized to {width}x{height} with PIL Lanczos (reducing_gap=3.0)"
+    return {
+        "image": ["the PNG converted to RGBA and alpha-composited over opaque "
+                  "white, then converted to RGB",
+                  f"{fit}; uint8 ({height}, {width}, 3)"],
+        "text": ["the SVG's Dublin Core title and description joined with one "
+                 "space (label words are removed only from training data, to "
+                 "keep labels out of the text; clients send the text as is)"],
+    }
 
 
 def _decode_png(path, image_size, keep_aspect):

@@ -51,6 +51,18 @@ def _read_image(path: pathlib.Path, size: Tuple[int, int]) -> np.ndarray:
         return np.asarray(image, dtype=np.uint8)
 
 
+def preprocessing_steps(image_size) -> Dict[str, List[str]]:
+    """What a client must repeat on an image file (extras["preprocessing"])."""
+    height, width = image_size
+    return {"image": [
+        "JPEGs decoded with PIL draft('RGB', (width, height)) (reduced-scale "
+        "decoding); images with an alpha channel or a transparency key (RGBA, "
+        "LA, PA, 'transparency' info) converted to RGBA and alpha-composited "
+        "over opaque white",
+        f"converted to RGB and resized to {width}x{height} with PIL bilinear; "
+        f"uint8 ({height}, {width}, 3)"]}
+
+
 def _check_size(image_size) -> Tuple[int, int]:
     try:
         height, width = (int(d) for d in image_size)
@@ -149,7 +161,8 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
         Label names are sorted; multi-label data (a `labels` column) gives int32
         multi-hot labels. `splits` comes from the `split` column, and is empty
         without one. `extras["skipped_rows"]` lists the dropped
-        `(line, reason)` pairs.
+        `(line, reason)` pairs; `extras["preprocessing"]` states the image
+        decoding a client must repeat (see `ssnas_tf.serving.preprocessing`).
 
     Raises:
         DataError: missing file, bad header, bad option, bad rows in "fail"
@@ -160,6 +173,32 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
         >>> data.inputs["image"].shape[1:]
         (32, 32, 3)
     """
+    image_size, on_bad_rows, allow_empty_text = _check_options(options)
+    path = _csv_path(data_dir)
+    column, rows, bad = _read_file(path, image_size, allow_empty_text)
+    _report_bad_rows(path, bad, on_bad_rows)
+    if not rows:
+        raise DataError(f"csv: {path} has no usable data rows")
+    multilabel = "labels" in column
+    label_names, labels = _labels(rows, multilabel)
+    inputs, kinds = {}, {}
+    if "image" in column:
+        inputs["image"] = np.stack([row["image"] for row in rows])
+        kinds["image"] = "image"
+    if "text" in column:
+        inputs["text"] = np.array([row["text"] for row in rows], dtype=object)
+        kinds["text"] = "text"
+    extras = {"skipped_rows": bad}
+    if "image" in column:
+        extras["preprocessing"] = preprocessing_steps(image_size)
+    return MultimodalDataset(
+        name=path.stem, inputs=inputs, kinds=kinds, labels=labels,
+        label_names=label_names, multilabel=multilabel,
+        splits=_splits(rows) if "split" in column else {}, extras=extras)
+
+
+def _check_options(options):
+    """(image_size, on_bad_rows, allow_empty_text) from `load_csv`'s options."""
     image_size = _check_size(options.pop("image_size", (64, 64)))
     on_bad_rows = options.pop("on_bad_rows", "fail")
     allow_empty_text = options.pop("allow_empty_text", False)
@@ -169,6 +208,10 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
     if on_bad_rows not in ("fail", "skip"):
         raise DataError(f"csv: on_bad_rows must be 'fail' or 'skip', got "
                         f"{on_bad_rows!r}")
+    return image_size, on_bad_rows, allow_empty_text
+
+
+def _csv_path(data_dir) -> pathlib.Path:
     if data_dir is None:
         raise DataError("csv: data_dir is required: the path to a CSV file with "
                         "columns image and/or text, label or labels, and "
@@ -179,7 +222,11 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
                         "file itself")
     if not path.is_file():
         raise DataError(f"csv: file {path} not found")
+    return path
 
+
+def _read_file(path, image_size, allow_empty_text):
+    """(column index, good rows, bad (line, reason) pairs) of the CSV file."""
     # utf-8-sig: spreadsheet exports often start with a byte order mark.
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
@@ -190,8 +237,10 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
         except (csv.Error, UnicodeDecodeError) as error:
             raise DataError(f"csv: {path}, line {reader.line_num}: cannot parse: "
                             f"{error}") from None
-    multilabel = "labels" in column
+    return column, rows, bad
 
+
+def _report_bad_rows(path, bad, on_bad_rows):
     if bad and on_bad_rows == "fail":
         raise DataError(f"csv: {len(bad)} bad rows in {path} (pass "
                         f"on_bad_rows='skip' to drop them):\n"
@@ -199,9 +248,10 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
     if bad:
         print(f"skipped {len(bad)} bad rows of {path}:\n{_format_bad_rows(bad)}",
               file=sys.stderr)
-    if not rows:
-        raise DataError(f"csv: {path} has no usable data rows")
 
+
+def _labels(rows, multilabel):
+    """Sorted label names and the labels: int64 (N,) or multi-hot int32 (N, K)."""
     label_names = sorted({name for row in rows for name in row["labels"]})
     index = {name: i for i, name in enumerate(label_names)}
     if multilabel:
@@ -210,26 +260,10 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
             labels[i, [index[name] for name in row["labels"]]] = 1
     else:
         labels = np.array([index[row["labels"][0]] for row in rows], dtype=np.int64)
+    return label_names, labels
 
-    inputs, kinds = {}, {}
-    if "image" in column:
-        inputs["image"] = np.stack([row["image"] for row in rows])
-        kinds["image"] = "image"
-    if "text" in column:
-        inputs["text"] = np.array([row["text"] for row in rows], dtype=object)
-        kinds["text"] = "text"
-    splits = {}
-    if "split" in column:
-        names = np.array([row["split"] for row in rows])
-        splits = {name: np.flatnonzero(names == name).astype(np.int64)
-                  for name in SPLIT_NAMES if np.any(names == name)}
-    return MultimodalDataset(
-        name=path.stem,
-        inputs=inputs,
-        kinds=kinds,
-        labels=labels,
-        label_names=label_names,
-        multilabel=multilabel,
-        splits=splits,
-        extras={"skipped_rows": bad},
-    )
+
+def _splits(rows):
+    names = np.array([row["split"] for row in rows])
+    return {name: np.flatnonzero(names == name).astype(np.int64)
+            for name in SPLIT_NAMES if np.any(names == name)}

@@ -28,6 +28,11 @@ VIEWS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 PIX_SHAPE = (16, 15)  # rows x columns of the pix image, stored row-major
 PIX_MAX = 6
 NUM_CLASSES = 10
+# What a client must repeat on raw mfeat-pix rows (extras["preprocessing"]).
+PIX_PREPROCESSING = (
+    "the 240 mfeat-pix values (0-6) in file order reshaped row-major to 16 rows "
+    "x 15 columns x 1 channel, each value v mapped to (v * 255 + 3) // 6 as uint8 "
+    "(0, 43, 85, 128, 170, 213, 255)")
 EMBEDDED_PATH = pathlib.Path(__file__).with_name("mfeat.npz")
 
 
@@ -234,4 +239,5 @@ def load_mfeat(data_dir=None, **options) -> MultimodalDataset:
         kinds=kinds,
         labels=arrays["labels"].astype(np.int64),
         label_names=tuple(str(i) for i in range(NUM_CLASSES)),
+        extras={"preprocessing": {"pix": [PIX_PREPROCESSING]} if "pix" in views else {}},
     )

@@ -14,7 +14,9 @@ TF Serving's versioned layout, atomically:
         assets/               (only if the model has file assets)
         fingerprint.pb
         labels.txt            one class name per line, line i = class index i
-        serving_info.json     inputs, outputs, label names, multilabel, threshold
+        serving_info.json     inputs (with their preprocessing), outputs, label
+                              names, multilabel, threshold
+        <name>_vocabulary.txt sequence inputs with a vocabulary: line i = id i
     2/
     .tmp-3-<random>/          only while version 3 is being written
 ```
@@ -34,7 +36,10 @@ The serving function (signature `serving_default`):
 * inputs: one named, typed tensor per modality, batch dimension `None`, with the
   per-sample shapes and dtypes given in `input_specs`. `uint8` inputs (images,
   spectrograms) are cast to float32 and divided by 255 before the model sees
-  them; every other input is passed through unchanged.
+  them; every other input is passed through unchanged. `serving_info.json`
+  lists, per input, the ordered `preprocessing` steps: those the client must
+  repeat (what the loader did: compositing, resizing, rescaling, word ids) and
+  those the model does itself.
 * outputs:
     * `probabilities`: float32 (N, K): softmax of the logits, or the sigmoid
       for a multi-label model.
@@ -87,9 +92,12 @@ import re
 import shutil
 import uuid
 
+from collections.abc import Mapping
+
 import keras
 import tensorflow as tf
 
+from ssnas_tf.serving.preprocessing import UINT8_STEP
 from ssnas_tf.tasks import Task
 from ssnas_tf.version import __version__
 
@@ -108,59 +116,116 @@ class ExportError(ValueError):
 
 def export_classifier(model, input_specs, label_names, export_root, model_name,
                       version=None, multilabel=False, threshold=0.5,
-                      core_ops_only=True):
+                      core_ops_only=True, preprocessing=None, extra_files=None):
     """Writes `model` as version `version` of a TF Serving model, atomically.
 
     Args:
         model: a Keras model called on a dict modality name -> tensor (images
             and spectrograms as float32 in [0, 1]) that returns logits (N, K).
         input_specs: modality name -> (per-sample shape, dtype) of the raw
-            serving inputs, dtype one of "uint8" (scaled by 1/255), "float32",
-            "int32", "int64", "string"; e.g. `{"pix": ((16, 15, 1), "uint8"),
-            "fou": ((76,), "float32"), "text": ((), "string")}`. Shape entries
-            may be None. The dict order is the order in `serving_info.json`.
+            serving inputs, dtype in `SUPPORTED_DTYPES` ("uint8" is scaled by
+            1/255); shape entries may be None; dict order = serving_info order.
         label_names: K class names (non-empty, unique, no line breaks).
         export_root: folder holding one subfolder per served model.
         model_name: the TF Serving model name, a plain folder name.
         version: integer version >= 0. Defaults to None: one more than the
             largest existing version, or 1 for a new model.
-        multilabel: sigmoid instead of softmax, and multi-hot predictions.
-            Defaults to False.
-        threshold: multi-label decision threshold in (0, 1), stored in
-            `serving_info.json` and used for `predictions`. Defaults to 0.5.
-        core_ops_only: refuse a graph with ops outside core TensorFlow (e.g.
-            tensorflow-text), which TF Serving cannot load. Defaults to True.
+        multilabel: sigmoid and multi-hot predictions. Defaults to False.
+        threshold: multi-label decision threshold in (0, 1). Defaults to 0.5.
+        core_ops_only: refuse ops outside core TensorFlow (TF Serving cannot
+            load them). Defaults to True.
+        preprocessing: input name -> ordered `{"by": "client" | "model",
+            "step": str}` entries for `serving_info.json` (see
+            `ssnas_tf.serving.preprocessing`). Defaults to None.
+        extra_files: file name -> text, written beside `labels.txt` (e.g.
+            vocabularies). Defaults to None.
 
     Returns:
-        The path of the new version directory, `<export_root>/<model_name>/<version>`.
+        The new version directory, `<export_root>/<model_name>/<version>`.
 
     Raises:
-        FileExistsError: the version directory already exists (it is left as it is).
-        ExportError: bad arguments, logits that do not match `label_names`, or
-            non-core ops. Nothing is left behind on any error.
+        FileExistsError: the version exists (it is left as it is).
+        ExportError: bad arguments, logits that do not match `label_names`,
+            or non-core ops. Nothing is left behind on any error.
 
     Example:
     >>> path = export_classifier(model, {"pix": ((16, 15, 1), "uint8"),
-    ...                                  "fou": ((76,), "float32")},
-    ...                          label_names=[str(d) for d in range(10)],
-    ...                          export_root="saved_models", model_name="mfeat")
+    ...     "fou": ((76,), "float32")}, [str(d) for d in range(10)], "out", "mfeat")
     >>> load_exported(path).signatures["serving_default"](pix=pix, fou=fou)
     {'probabilities': <tf.Tensor: shape=(N, 10) ...>, 'predictions': ...}
     """
     signature = _input_signature(input_specs)
     label_names = _check_label_names(label_names)
     _check_model_inputs(model, signature)
+    task = Task(len(label_names), multilabel, _check_threshold(threshold))
+    _check_model_name(model_name)
+    preprocessing = _check_preprocessing(preprocessing, signature)
+    files = _check_extra_files(extra_files)
+    model_dir = os.path.join(os.fspath(export_root), model_name)
+    os.makedirs(model_dir, exist_ok=True)
+    version = _new_version(model_dir, model_name, version)
+    version_dir = os.path.join(model_dir, str(version))
+    tmp_dir = os.path.join(model_dir, f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_saved_model(tmp_dir, model, signature, task, core_ops_only)
+        files[LABELS_FILE] = "".join(name + "\n" for name in label_names)
+        info = _serving_info(model_name, version, signature, label_names, task,
+                             preprocessing)
+        files[INFO_FILE] = json.dumps(info, indent=2) + "\n"
+        for name, text in files.items():
+            with open(os.path.join(tmp_dir, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        _rename_no_overwrite(tmp_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    return version_dir
+
+
+def _check_threshold(threshold):
     if not 0.0 < float(threshold) < 1.0:
         raise ExportError(f"threshold: must lie in (0, 1), got {threshold!r}")
-    threshold = float(threshold)
-    task = Task(len(label_names), multilabel, threshold)
+    return float(threshold)
+
+
+def _check_model_name(model_name):
     if not isinstance(model_name, str) or not model_name or model_name in (".", "..") \
             or model_name.startswith(".") or os.sep in model_name \
             or (os.altsep and os.altsep in model_name):
         raise ExportError(f"model_name: need a plain folder name, got {model_name!r}")
 
-    model_dir = os.path.join(os.fspath(export_root), model_name)
-    os.makedirs(model_dir, exist_ok=True)
+
+def _check_preprocessing(preprocessing, signature):
+    preprocessing = dict(preprocessing or {})
+    unknown = sorted(set(preprocessing) - set(signature))
+    if unknown:
+        raise ExportError(f"preprocessing: inputs {unknown} are not served "
+                          f"({sorted(signature)})")
+    for name, steps in preprocessing.items():
+        for step in steps:
+            if not isinstance(step, Mapping) or step.get("by") not in ("client", "model") \
+                    or not isinstance(step.get("step"), str):
+                raise ExportError(
+                    f"preprocessing['{name}']: need {{'by': 'client' | 'model', "
+                    f"'step': str}} entries, got {step!r}")
+    return {name: [dict(step) for step in steps] for name, steps in preprocessing.items()}
+
+
+def _check_extra_files(extra_files):
+    files = dict(extra_files or {})
+    reserved = {LABELS_FILE, INFO_FILE, "saved_model.pb", "fingerprint.pb",
+                "variables", "assets"}
+    for name, text in files.items():
+        if not isinstance(name, str) or name in reserved or name.startswith(".") \
+                or os.sep in name or (os.altsep and os.altsep in name):
+            raise ExportError(f"extra_files: {name!r} is not a free plain file name")
+        if not isinstance(text, str):
+            raise ExportError(f"extra_files['{name}']: need text, got {type(text).__name__}")
+    return files
+
+
+def _new_version(model_dir, model_name, version):
+    """The version to write: checked, or the next free one; never an existing one."""
     if version is None:
         existing = list_versions(model_dir)
         version = existing[-1] + 1 if existing else 1
@@ -172,28 +237,17 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
             f"{version_dir}: version {version} of '{model_name}' already exists; "
             f"versions are never overwritten (pass another version, or None for "
             f"the next one)")
+    return version
 
-    tmp_dir = os.path.join(model_dir, f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
-    try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(
-            SIGNATURE_NAME,
-            _serving_fn(model, task),
-            input_signature=[signature])
-        archive.write_out(tmp_dir, verbose=False)
-        if core_ops_only:
-            _check_core_ops(tmp_dir)
-        with open(os.path.join(tmp_dir, LABELS_FILE), "w", encoding="utf-8") as f:
-            f.write("".join(name + "\n" for name in label_names))
-        info = _serving_info(model_name, version, signature, label_names, task)
-        with open(os.path.join(tmp_dir, INFO_FILE), "w", encoding="utf-8") as f:
-            f.write(json.dumps(info, indent=2) + "\n")
-        _rename_no_overwrite(tmp_dir, version_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    return version_dir
+
+def _write_saved_model(directory, model, signature, task, core_ops_only):
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(SIGNATURE_NAME, _serving_fn(model, task),
+                         input_signature=[signature])
+    archive.write_out(directory, verbose=False)
+    if core_ops_only:
+        _check_core_ops(directory)
 
 
 def load_exported(path):
@@ -312,13 +366,16 @@ def _check_core_ops(saved_model_dir):
             f"tensorflow-text (e.g. text augmentation) out of the served model")
 
 
-def _serving_info(model_name, version, signature, label_names, task):
+def _serving_info(model_name, version, signature, label_names, task, preprocessing):
     k = len(label_names)
     inputs = {}
     for name, spec in signature.items():
         inputs[name] = {"shape": list(spec.shape.as_list()), "dtype": spec.dtype.name}
+        steps = list(preprocessing.get(name, []))
         if spec.dtype == tf.uint8:
-            inputs[name]["preprocessing"] = "cast to float32, divided by 255"
+            steps.append({"by": "model", "step": UINT8_STEP})
+        if steps:
+            inputs[name]["preprocessing"] = steps
     return {
         "model_name": model_name,
         "version": version,

@@ -16,7 +16,7 @@ conventions):
   dropout to the feature's batch mean.
 - `spectrogram`: SpecAugment-style time and frequency masks.
 - `sequence`: token masking, non-pad ids replaced by `MASK_ID`.
-- `text`: whitespace-token masking with `"[MASK]"` (tensorflow-text).
+- `text`: whitespace-token masking with `"[MASK]"` (core TensorFlow ops).
 
 Images and spectrograms come out as float32 in [0, 1] (uint8 input is divided
 by 255), vectors as float32, sequences keep their integer dtype and text stays
@@ -684,16 +684,17 @@ def mask_sequences(sequences, seed: SeedLike, settings: Optional[SequenceAugment
 
 
 def mask_text(text, seed: SeedLike, settings: Optional[TextAugment] = None):
-    """Normalises raw strings and replaces random whitespace tokens by "[MASK]".
+    """Replaces random whitespace tokens of raw strings by "[MASK]".
 
-    tensorflow-text does the training-time text work: NFKC normalisation and
-    Unicode case folding (`normalize_utf8`, `case_fold_utf8`), whitespace
-    tokenisation and masking. Serving models never need it: their
-    `TextVectorization` lower-cases with core TF ops (UTF-8 aware).
+    No normalisation happens here: the text models normalise inside
+    `TextVectorization` (`ssnas_tf.backbones.layers.standardize_text`), so
+    augmented views, fine-tuning and the served model see the same strings.
+    Core TensorFlow ops only (no tensorflow-text).
 
-    Tokens come from `tensorflow_text.WhitespaceTokenizer` and are joined back
-    with single spaces, so runs of whitespace (newlines, tabs, double spaces)
-    become one space; the token count is kept.
+    Tokens come from `tf.strings.split` (ASCII whitespace, the split
+    `TextVectorization` uses) and are joined back with single spaces, so runs
+    of whitespace (newlines, tabs, double spaces) become one space; the token
+    count is kept.
 
     Args:
         text: tf.string tensor of any shape, usually (N,).
@@ -707,13 +708,8 @@ def mask_text(text, seed: SeedLike, settings: Optional[TextAugment] = None):
     text = tf.convert_to_tensor(text)
     if not settings.enabled or settings.mask_prob == 0:
         return text
-    # Imported here: only training pipelines need tensorflow-text.
-    import tensorflow_text  # pylint: disable=import-outside-toplevel
-
     seed = _as_seed(seed)
-    flat = tensorflow_text.case_fold_utf8(
-        tensorflow_text.normalize_utf8(tf.reshape(text, [-1]), "NFKC"))
-    tokens = tensorflow_text.WhitespaceTokenizer().tokenize(flat)
+    tokens = tf.strings.split(tf.reshape(text, [-1]))
     values = tokens.flat_values
     masked = _bernoulli(tf.shape(values), seed, settings.mask_prob)
     values = tf.where(masked, tf.constant(settings.mask_token), values)

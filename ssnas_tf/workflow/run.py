@@ -512,17 +512,22 @@ class Run:
     def export(self, export_root=None, model_name=None, version=None):
         """Exports the classifier for TF Serving; returns the version dir."""
         from ssnas_tf.serving.export import export_classifier
+        from ssnas_tf.serving.preprocessing import describe_inputs, vocabulary_files
+        from ssnas_tf.serving.prune import prune_classifier
         c, ds = self.config, self.dataset
         self.splits  # the data must be the run's: labels and inputs go into the export
         start = time.perf_counter()
-        classifier = self._load("classifier.keras", "finetune")
+        # The signature takes only the modalities the genotype reads.
+        classifier = prune_classifier(self._load("classifier.keras", "finetune"))
         export_root = export_root or self.path("export")
         model_name = model_name or f"ssnas_{c.dataset}"
-        specs = {name: (array.shape[1:], _serving_dtype(array, ds.kinds[name]))
-                 for name, array in ds.inputs.items()}
+        specs = {name: (ds.inputs[name].shape[1:],
+                        _serving_dtype(ds.inputs[name], ds.kinds[name]))
+                 for name in classifier.input}
         version_dir = export_classifier(
             classifier, specs, ds.label_names, export_root, model_name, version=version,
-            multilabel=self.task.multilabel, threshold=self.task.threshold)
+            multilabel=self.task.multilabel, threshold=self.task.threshold,
+            preprocessing=describe_inputs(ds, specs), extra_files=vocabulary_files(ds, specs))
         _log(f"[ssnas] export: {version_dir}")
         return self._record(export_dir=os.path.abspath(str(version_dir)),
                             seconds={"export": round(time.perf_counter() - start, 1)})
