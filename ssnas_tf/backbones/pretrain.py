@@ -121,16 +121,8 @@ def pretrain_backbones(backbones, dataset, train_index,
     >>> losses = pretrain_backbones(model, data, train_index, AugmentConfig(),
     ...                             epochs=5, batch_size=128, seed=0)
     """
-    models = (dict(backbones) if isinstance(backbones, Mapping)
-              else backbones_by_modality(backbones))
-    modalities = list(models if modalities is None else modalities)
-    unknown = [m for m in modalities if m not in models or m not in dataset.inputs]
-    if unknown:
-        raise ValueError(f"cannot pretrain {unknown}: backbones exist for "
-                         f"{list(models)}, the dataset has {list(dataset.modalities)}")
-    if epochs < 1 or batch_size < 2:
-        raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, "
-                         f"{batch_size}")
+    models, modalities = _checked_request(backbones, dataset, modalities, epochs,
+                                          batch_size)
     config = augment_config or augment_lib.AugmentConfig()
     index = np.asarray(train_index, dtype=np.int64)
     results = {}
@@ -141,11 +133,29 @@ def pretrain_backbones(backbones, dataset, train_index,
                 print(f"pretrain {modality}: no trainable weights, skipped")
             results[modality] = None
             continue
-        data = np.asarray(dataset.inputs[modality])[index]
-        if dataset.kinds[modality] == "text":
-            data = data.astype(str)
+        data = _rows(dataset, modality, index)
         history = _pretrain_one(
             modality, dataset.kinds[modality], backbone, data, config, epochs,
             batch_size, seed, temperature, learning_rate, projection_dim, verbose)
         results[modality] = history if return_history else history[-1]
     return results
+
+
+def _checked_request(backbones, dataset, modalities, epochs, batch_size):
+    """(modality -> backbone, modalities to pretrain); ValueError on a bad request."""
+    models = (dict(backbones) if isinstance(backbones, Mapping)
+              else backbones_by_modality(backbones))
+    modalities = list(models if modalities is None else modalities)
+    unknown = [m for m in modalities if m not in models or m not in dataset.inputs]
+    if unknown:
+        raise ValueError(f"cannot pretrain {unknown}: backbones exist for "
+                         f"{list(models)}, the dataset has {list(dataset.modalities)}")
+    if epochs < 1 or batch_size < 2:
+        raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, "
+                         f"{batch_size}")
+    return models, modalities
+
+
+def _rows(dataset, modality, index):
+    data = np.asarray(dataset.inputs[modality])[index]
+    return data.astype(str) if dataset.kinds[modality] == "text" else data

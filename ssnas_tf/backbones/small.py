@@ -105,44 +105,61 @@ def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
         raise ValueError(f"modality '{modality}': no training data")
     embed_dim = embed_dim or width
     if kind in ("image", "spectrogram"):
-        _check_rank(modality, kind, data, 4, "(N, H, W, C)")
-        inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
-        taps = _cnn_taps(inputs, modality, width)
+        inputs, taps = _image_backbone(modality, kind, data, width)
     elif kind == "vector":
-        _check_rank(modality, kind, data, 2, "(N, D)")
-        inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
-        normalize = layers.Normalization(name=f"{modality}_normalize")
-        normalize.adapt(data.astype("float32"))
-        taps = _mlp_taps(normalize(inputs), modality, width)
+        inputs, taps = _vector_backbone(modality, kind, data, width)
     elif kind == "sequence":
-        _check_rank(modality, kind, data, 2, "(N, T) int")
-        if not np.issubdtype(data.dtype, np.integer):
-            raise ValueError(f"modality '{modality}': sequences must be integer ids, "
-                             f"got {data.dtype}")
-        if embedding is not None:
-            embedding = np.asarray(embedding, dtype="float32")
-            vocab_size = vocab_size or embedding.shape[0]
-            embed_dim = embedding.shape[1]
-        vocab_size = vocab_size or max(int(data.max()) + 1, MASK_ID + 1)
-        inputs = keras.Input((None,), dtype="int32", name=modality)
-        mean = MaskedTokenMean(vocab_size, embed_dim,
-                               embedding_trainable=embedding is None,
-                               name=f"{modality}_embedding_mean")
-        pooled = mean(inputs)
-        if embedding is not None:
-            mean.set_embedding(embedding)
-        taps = _mlp_taps(pooled, modality, width)
-    else:  # text
-        _check_rank(modality, kind, data, 1, "(N,) str")
-        inputs = keras.Input((), dtype="string", name=modality)
-        vectorize = layers.TextVectorization(
-            max_tokens=max_tokens, standardize=standardize_text,
-            output_sequence_length=max_length, name=f"{modality}_vectorize")
-        vectorize.adapt(tf.constant(data.astype(str)))
-        pooled = MaskedTokenMean(vectorize.vocabulary_size(), embed_dim,
-                                 name=f"{modality}_embedding_mean")(vectorize(inputs))
-        taps = _mlp_taps(pooled, modality, width)
+        inputs, taps = _sequence_backbone(modality, kind, data, width, embedding,
+                                          vocab_size, embed_dim)
+    else:
+        inputs, taps = _text_backbone(modality, kind, data, width, embed_dim,
+                                      max_tokens, max_length)
     return keras.Model(inputs, taps, name=name or f"{modality}_backbone")
+
+
+def _image_backbone(modality, kind, data, width):
+    _check_rank(modality, kind, data, 4, "(N, H, W, C)")
+    inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
+    return inputs, _cnn_taps(inputs, modality, width)
+
+
+def _vector_backbone(modality, kind, data, width):
+    _check_rank(modality, kind, data, 2, "(N, D)")
+    inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
+    normalize = layers.Normalization(name=f"{modality}_normalize")
+    normalize.adapt(data.astype("float32"))
+    return inputs, _mlp_taps(normalize(inputs), modality, width)
+
+
+def _sequence_backbone(modality, kind, data, width, embedding, vocab_size, embed_dim):
+    _check_rank(modality, kind, data, 2, "(N, T) int")
+    if not np.issubdtype(data.dtype, np.integer):
+        raise ValueError(f"modality '{modality}': sequences must be integer ids, "
+                         f"got {data.dtype}")
+    if embedding is not None:
+        embedding = np.asarray(embedding, dtype="float32")
+        vocab_size = vocab_size or embedding.shape[0]
+        embed_dim = embedding.shape[1]
+    vocab_size = vocab_size or max(int(data.max()) + 1, MASK_ID + 1)
+    inputs = keras.Input((None,), dtype="int32", name=modality)
+    mean = MaskedTokenMean(vocab_size, embed_dim, embedding_trainable=embedding is None,
+                           name=f"{modality}_embedding_mean")
+    pooled = mean(inputs)
+    if embedding is not None:
+        mean.set_embedding(embedding)
+    return inputs, _mlp_taps(pooled, modality, width)
+
+
+def _text_backbone(modality, kind, data, width, embed_dim, max_tokens, max_length):
+    _check_rank(modality, kind, data, 1, "(N,) str")
+    inputs = keras.Input((), dtype="string", name=modality)
+    vectorize = layers.TextVectorization(
+        max_tokens=max_tokens, standardize=standardize_text,
+        output_sequence_length=max_length, name=f"{modality}_vectorize")
+    vectorize.adapt(tf.constant(data.astype(str)))
+    pooled = MaskedTokenMean(vectorize.vocabulary_size(), embed_dim,
+                             name=f"{modality}_embedding_mean")(vectorize(inputs))
+    return inputs, _mlp_taps(pooled, modality, width)
 
 
 def _as_tap_dict(outputs, modality):
@@ -221,17 +238,8 @@ def build_backbones(dataset, train_index=None, width: int = 64,
              else np.asarray(train_index, dtype=np.int64))
     inputs, outputs = {}, {}
     for modality in modalities:
-        if modality in custom:
-            backbone = _wrap_custom(modality, custom[modality])
-        else:
-            kind = dataset.kinds[modality]
-            kwargs = dict(options)
-            if kind == "sequence" and "embedding" not in kwargs:
-                kwargs["embedding"] = dataset.extras.get("embedding")
-            elif kind != "sequence":
-                kwargs.pop("embedding", None)
-            backbone = build_backbone(modality, kind, dataset.inputs[modality][index],
-                                      width, **kwargs)
+        backbone = (_wrap_custom(modality, custom[modality]) if modality in custom
+                    else _default_backbone(dataset, modality, index, width, options))
         spec = backbone.inputs[0]
         inputs[modality] = keras.Input(spec.shape[1:], dtype=spec.dtype, name=modality)
         taps = _as_tap_dict(backbone(inputs[modality]), modality)
@@ -241,6 +249,17 @@ def build_backbones(dataset, train_index=None, width: int = 64,
                              f"that an earlier modality already uses")
         outputs.update(taps)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _default_backbone(dataset, modality, index, width, options):
+    """`build_backbone` on the training rows; sequences get the dataset's embedding."""
+    kind = dataset.kinds[modality]
+    kwargs = dict(options)
+    if kind == "sequence" and "embedding" not in kwargs:
+        kwargs["embedding"] = dataset.extras.get("embedding")
+    elif kind != "sequence":
+        kwargs.pop("embedding", None)
+    return build_backbone(modality, kind, dataset.inputs[modality][index], width, **kwargs)
 
 
 def backbones_by_modality(model: keras.Model) -> Dict[str, keras.Model]:

@@ -55,6 +55,20 @@ def tap_model(model: keras.Model, layer_names: Union[str, Sequence[str]],
     {'Image_1': (None, 12, 12, 192), 'Image_2': (None, 3, 3, 1280)}
     """
     layer_names = [layer_names] if isinstance(layer_names, str) else list(layer_names)
+    feature_names = _check_feature_names(layer_names, feature_names)
+    outputs = _tap_outputs(model, layer_names, feature_names)
+    tapped = keras.Model(inputs=_symbolic_inputs(model), outputs=outputs,
+                         name=name or f"{model.name}_taps")
+    # Per layer: Keras skips the recursive setter when the model's own flag
+    # already has the value, which would leave layers frozen by an earlier
+    # tap of the same model frozen.
+    for layer in tapped.layers:
+        layer.trainable = trainable
+    tapped.trainable = trainable
+    return tapped
+
+
+def _check_feature_names(layer_names, feature_names):
     if not layer_names:
         raise ValueError("tap_model needs at least one layer name")
     feature_names = list(layer_names if feature_names is None else feature_names)
@@ -63,6 +77,10 @@ def tap_model(model: keras.Model, layer_names: Union[str, Sequence[str]],
                          f"{len(layer_names)} layers")
     if len(set(feature_names)) != len(feature_names):
         raise ValueError(f"feature names must be distinct, got {feature_names}")
+    return feature_names
+
+
+def _symbolic_inputs(model):
     try:
         inputs = model.input
     except (AttributeError, ValueError) as error:
@@ -72,6 +90,11 @@ def tap_model(model: keras.Model, layer_names: Union[str, Sequence[str]],
     if isinstance(inputs, (list, tuple)) and len(inputs) == 1:
         # keras.applications built on input_tensor keep a one-element list.
         inputs = inputs[0]
+    return inputs
+
+
+def _tap_outputs(model, layer_names, feature_names):
+    """feature name -> the named layer's output tensor in `model`'s graph."""
     available = [layer.name for layer in model.layers]
     missing = [n for n in layer_names if n not in available]
     if missing:
@@ -85,12 +108,4 @@ def tap_model(model: keras.Model, layer_names: Union[str, Sequence[str]],
             raise ValueError(
                 f"layer '{layer_name}' of model '{model.name}' has no single "
                 f"output to tap ({error})") from None
-    tapped = keras.Model(inputs=inputs, outputs=outputs,
-                         name=name or f"{model.name}_taps")
-    # Per layer: Keras skips the recursive setter when the model's own flag
-    # already has the value, which would leave layers frozen by an earlier
-    # tap of the same model frozen.
-    for layer in tapped.layers:
-        layer.trainable = trainable
-    tapped.trainable = trainable
-    return tapped
+    return outputs

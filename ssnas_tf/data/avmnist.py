@@ -122,6 +122,35 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
     if options:
         raise DataError(f"avmnist: unknown option(s) {sorted(options)}; "
                         "the only option is valid_size")
+    image_dir, audio_dir, root = _folders(data_dir)
+    image_paths = [image_dir / f"{part}_data.npy" for part in ("train", "test")]
+    audio_paths = [audio_dir / f"{part}_data.npy" for part in ("train", "test")]
+    images, audios, labels = [], [], []
+    for part, image_path, audio_path in zip(("train", "test"), image_paths,
+                                            audio_paths):
+        images.append(_load(image_path))
+        _check_shape(images[-1], image_path, (IMAGE_SIDE * IMAGE_SIDE,))
+        audios.append(_load(audio_path))
+        _check_shape(audios[-1], audio_path, (AUDIO_SIDE, AUDIO_SIDE),
+                     len(images[-1]))
+        labels.append(_labels(root / f"{part}_labels.npy", len(images[-1])))
+    splits = _splits(len(images[0]), len(images[1]), valid_size)
+    return MultimodalDataset(
+        name="avmnist",
+        inputs={
+            "image": _to_uint8(images, (IMAGE_SIDE, IMAGE_SIDE), image_paths),
+            "audio": _to_uint8(audios, (AUDIO_SIDE, AUDIO_SIDE), audio_paths),
+        },
+        kinds={"image": "image", "audio": "spectrogram"},
+        labels=np.concatenate(labels),
+        label_names=tuple(str(i) for i in range(NUM_CLASSES)),
+        splits=splits,
+        extras={"preprocessing": {k: list(v) for k, v in PREPROCESSING.items()}},
+    )
+
+
+def _folders(data_dir):
+    """(image folder, audio folder, root) of the published layout."""
     if data_dir is None:
         raise DataError("avmnist: data_dir is required: the folder holding image/ "
                         "(or images/), audio/, train_labels.npy and test_labels.npy")
@@ -137,20 +166,11 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
     audio_dir = root / "audio"
     if not audio_dir.is_dir():
         raise DataError(f"avmnist: {root} has no audio/ folder")
+    return image_dir, audio_dir, root
 
-    image_paths = [image_dir / f"{part}_data.npy" for part in ("train", "test")]
-    audio_paths = [audio_dir / f"{part}_data.npy" for part in ("train", "test")]
-    images, audios, labels = [], [], []
-    for part, image_path, audio_path in zip(("train", "test"), image_paths,
-                                            audio_paths):
-        images.append(_load(image_path))
-        _check_shape(images[-1], image_path, (IMAGE_SIDE * IMAGE_SIDE,))
-        audios.append(_load(audio_path))
-        _check_shape(audios[-1], audio_path, (AUDIO_SIDE, AUDIO_SIDE),
-                     len(images[-1]))
-        labels.append(_labels(root / f"{part}_labels.npy", len(images[-1])))
 
-    n_train, n_test = len(images[0]), len(images[1])
+def _splits(n_train, n_test, valid_size):
+    """Train rows first, the last `valid_size` of them for validation, then test."""
     if not isinstance(valid_size, (int, np.integer)) or not 0 <= valid_size < n_train:
         raise DataError(f"avmnist: valid_size={valid_size!r} must be an integer in "
                         f"[0, {n_train}): the train files hold {n_train} rows")
@@ -159,16 +179,4 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
         splits["valid"] = np.arange(n_train - valid_size, n_train, dtype=np.int64)
     if n_test:
         splits["test"] = np.arange(n_train, n_train + n_test, dtype=np.int64)
-
-    return MultimodalDataset(
-        name="avmnist",
-        inputs={
-            "image": _to_uint8(images, (IMAGE_SIDE, IMAGE_SIDE), image_paths),
-            "audio": _to_uint8(audios, (AUDIO_SIDE, AUDIO_SIDE), audio_paths),
-        },
-        kinds={"image": "image", "audio": "spectrogram"},
-        labels=np.concatenate(labels),
-        label_names=tuple(str(i) for i in range(NUM_CLASSES)),
-        splits=splits,
-        extras={"preprocessing": {k: list(v) for k, v in PREPROCESSING.items()}},
-    )
+    return splits

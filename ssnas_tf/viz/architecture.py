@@ -207,17 +207,40 @@ class _Layout:
                                         width=width, cls=cls)))
 
     def build(self):
-        g, fonts = self.g, self.fonts
+        """(shapes, width, height) of the whole drawing."""
+        g = self.g
         k, n = len(g.inputs), g.num_cells
         top = MARGIN + (TITLE_SIZE + 16 if self.title else 0)
         if self.title:
             self._text(MARGIN, MARGIN + TITLE_SIZE / 2, self.title, size=TITLE_SIZE,
                        anchor="start", cls="title")
+        # nodes[i] is the box node i's arrows leave from (a cell's: its concat node).
+        nodes, input_w = self._draw_inputs(top)
+        routes = self._outer_routes()
+        gutter_w = [_gutter_width(sum(r[4] == gutter for r in routes))
+                    for gutter in range(n + 1)]
+        plans = [_CellPlan(step, self._inner_labels(c), self.fonts)
+                 for c, step in enumerate(g.steps)]
+        cells, gutter_x = self._place_cells(plans, MARGIN + input_w, top, gutter_w)
+        for c, cell in enumerate(cells):
+            self._draw_cell(c, cell, plans[c])
+            nodes[k + c] = plans[c].node_box("concat", cell.x, cell.y)
+        out_h = max(NODE_H, 12 * (len(g.concat) + 1))
+        out_cy = sum(nodes[i].cy for i in g.concat) / len(g.concat)
+        out_box = _Box(gutter_x[n] + gutter_w[n], out_cy - out_h / 2,
+                       self.fonts.width("output") + 28, out_h)
+        self._draw_edges(routes, nodes, cells, plans, out_box, gutter_x)
+        self._rect(out_box, OUTPUT_FILL, "#3b8a3b", cls="output")
+        self._text(out_box.x + out_box.w / 2, out_box.cy, "output", cls="output-name")
+        inputs_bottom = top + k * (NODE_H + 10) - 10
+        bottom = self._legend(max(inputs_bottom, cells[-1].bottom, out_box.bottom))
+        shapes = self.frames + self.lines + self.boxes + self.texts
+        return shapes, int(out_box.right + MARGIN + 1), int(bottom + MARGIN + 1)
 
-        # Backbone features, stacked on the left; nodes[i] is the box node i's
-        # arrows leave from (a cell's: its concat node).
-        used = set(g.used_inputs)
-        input_w = max(fonts.width(name) for name in g.inputs) + 24
+    def _draw_inputs(self, top):
+        """Backbone features stacked on the left: ({node: box}, column width)."""
+        g, used = self.g, set(self.g.used_inputs)
+        input_w = max(self.fonts.width(name) for name in g.inputs) + 24
         nodes = {}
         for i, name in enumerate(g.inputs):
             box = _Box(MARGIN, top + i * (NODE_H + 10), input_w, NODE_H)
@@ -229,47 +252,46 @@ class _Layout:
                        colour=UNUSED_INK if unused else INK,
                        cls="input-name unused" if unused else "input-name")
             nodes[i] = box
-        inputs_bottom = top + k * (NODE_H + 10) - 10
+        return nodes, input_w
 
-        # Outer edges: (source node, target cell or "output", slot, slot count,
-        # gutter). Gutter 0 lies before cell 1 and carries every edge from a
-        # backbone feature; gutter c before cell c+1; gutter n before the output.
+    def _outer_routes(self):
+        """Outer edges: (source node, target cell or "output", slot, slot count,
+        gutter). Gutter 0 lies before cell 1 and carries every edge from a
+        backbone feature; gutter c before cell c+1; gutter n before the output."""
+        g = self.g
+        k, n = len(g.inputs), g.num_cells
         routes = []
         for c in range(n):
             for slot, src in enumerate(g.cell_inputs(c)):
                 routes.append((src, c, slot, 2, 0 if src < k else c))
         for slot, src in enumerate(g.concat):
             routes.append((src, "output", slot, len(g.concat), n))
-        counts = [sum(r[4] == gutter for r in routes) for gutter in range(n + 1)]
-        gutter_w = [_gutter_width(count) for count in counts]
+        return routes
 
-        plans = [_CellPlan(step, self._inner_labels(c), fonts)
-                 for c, step in enumerate(g.steps)]
-        x, y, cells, gutter_x = MARGIN + input_w, top, [], []
+    @staticmethod
+    def _place_cells(plans, x, y, gutter_w):
+        """Cell boxes on a descending diagonal, and each gutter's left x."""
+        cells, gutter_x = [], []
         for c, plan in enumerate(plans):
             gutter_x.append(x)
             cell = _Box(x + gutter_w[c], y, plan.width, plan.height)
             cells.append(cell)
             x, y = cell.right, cell.bottom + GAP_Y
         gutter_x.append(x)
-        live = set(g.live_cells)
-        for c, cell in enumerate(cells):
-            dead = c not in live  # no path to the output: the network drops it
-            colour = UNUSED_INK if dead else CELL_COLOURS[c % len(CELL_COLOURS)]
-            self._rect(cell, UNUSED_FILL if dead else CELL_FILL, colour,
-                       cls="cell unused" if dead else "cell", width=2.0, radius=10,
-                       background=True, dashed=dead)
-            self._text(cell.x + 10, cell.y + 4 + CELL_TITLE_H / 2,
-                       self.names[k + c] + (" (unused)" if dead else ""),
-                       colour=colour, anchor="start", cls="cell-name")
-            plans[c].draw(self, cell.x, cell.y)
-            nodes[k + c] = plans[c].node_box("concat", cell.x, cell.y)
+        return cells, gutter_x
 
-        out_h = max(NODE_H, 12 * (len(g.concat) + 1))
-        out_cy = sum(nodes[i].cy for i in g.concat) / len(g.concat)
-        out_box = _Box(gutter_x[n] + gutter_w[n], out_cy - out_h / 2,
-                       fonts.width("output") + 28, out_h)
+    def _draw_cell(self, c, cell, plan):
+        dead = c not in set(self.g.live_cells)  # no path to the output: dropped
+        colour = UNUSED_INK if dead else CELL_COLOURS[c % len(CELL_COLOURS)]
+        self._rect(cell, UNUSED_FILL if dead else CELL_FILL, colour,
+                   cls="cell unused" if dead else "cell", width=2.0, radius=10,
+                   background=True, dashed=dead)
+        self._text(cell.x + 10, cell.y + 4 + CELL_TITLE_H / 2,
+                   self.names[len(self.g.inputs) + c] + (" (unused)" if dead else ""),
+                   colour=colour, anchor="start", cls="cell-name")
+        plan.draw(self, cell.x, cell.y)
 
+    def _draw_edges(self, routes, nodes, cells, plans, out_box, gutter_x):
         ends = []
         for src, target, slot, count, gutter in routes:
             if target == "output":
@@ -279,7 +301,7 @@ class _Layout:
                              cells[target].y + plans[target].port_y(slot),
                              CELL_COLOURS[target % len(CELL_COLOURS)]))
         lanes = {}
-        for gutter in range(n + 1):
+        for gutter in range(len(gutter_x)):
             members = [r for r, route in enumerate(routes) if route[4] == gutter]
             order = _order_lanes([(nodes[routes[r][0]].cy, ends[r][1]) for r in members])
             lanes.update({r: order[i] for i, r in enumerate(members)})
@@ -289,20 +311,16 @@ class _Layout:
             self._line([(start.right, start.cy), (lane_x, start.cy), (lane_x, end_y),
                         (end_x, end_y)], colour, cls="edge")
 
-        self._rect(out_box, OUTPUT_FILL, "#3b8a3b", cls="output")
-        self._text(out_box.x + out_box.w / 2, out_box.cy, "output", cls="output-name")
-
-        width = out_box.right + MARGIN
-        bottom = max(inputs_bottom, cells[-1].bottom, out_box.bottom)
-        if len(used) < k or len(live) < n:
+    def _legend(self, bottom):
+        """Adds the legend when something is unused; returns the new bottom."""
+        g = self.g
+        if len(g.used_inputs) < len(g.inputs) or len(g.live_cells) < g.num_cells:
             bottom += 14
             self._text(MARGIN, bottom + SMALL_SIZE / 2,
                        "grey, dashed: features and cells with no path to the output",
                        size=SMALL_SIZE, colour=UNUSED_INK, anchor="start", cls="legend")
             bottom += SMALL_SIZE
-        height = bottom + MARGIN
-        shapes = self.frames + self.lines + self.boxes + self.texts
-        return shapes, int(width + 1), int(height + 1)
+        return bottom
 
     def _inner_labels(self, c):
         h1, h2 = self.g.cell_inputs(c)
@@ -374,9 +392,17 @@ class _CellPlan:
                   + [max(max(fonts.width(f"Step_{s + 1}"), fonts.width(op, SMALL_SIZE))
                          for s, op in enumerate(step.inner_steps)) + 22] * m
                   + [fonts.width("concat") + 18])
+        band, segments = self._route(self._inner_edges())
+        gutter_w = [_gutter_width(sum(seg[0] == j for seg in segments))
+                    for j in range(m + 1)]
+        self._place_columns(widths, gutter_w, band)
+        self._assign_lanes(segments, widths)
 
-        # Edges into each step and into concat; node 0 = x, 1 = y, 2 + s =
-        # step s (column s + 1). Slots run top to bottom by source row.
+    def _inner_edges(self):
+        """(source, column, slot, slot count) of the edges into each step and
+        into concat; node 0 = x, 1 = y, 2 + s = step s (column s + 1). Slots
+        run top to bottom by source row."""
+        step, m = self.step, self.m
         row = {0: 0, 1: 2}
         edges = []
         for s in range(m):
@@ -385,27 +411,33 @@ class _CellPlan:
             edges += [(src, s + 1, i, 2) for i, src in enumerate(srcs)]
         concat = sorted(step.inner_concat)
         edges += [(src, m + 1, i, len(concat)) for i, src in enumerate(concat)]
+        return edges
 
-        # An edge from a step that skips a column detours through the band
-        # above the middle row (into a step) or below it (into concat).
-        # Vertical segments: (gutter, route, "exit" | "enter").
+    def _route(self, edges):
+        """Sets self.routes; returns the band lane counts and the vertical
+        segments (gutter, route, "exit" | "enter").
+
+        An edge from a step that skips a column detours through the band
+        above the middle row (into a step) or below it (into concat).
+        """
         self.routes, band, segments = [], {"up": 0, "down": 0}, []
         for r, (src, col, slot, count) in enumerate(edges):
             route = {"src": src, "col": col, "slot": slot, "count": count}
             src_col = 0 if src < 2 else src - 1
             if src >= 2 and src_col != col - 1:
-                side = "down" if col == m + 1 else "up"
+                side = "down" if col == self.m + 1 else "up"
                 route["band"] = (side, band[side])
                 band[side] += 1
                 segments.append((src_col, r, "exit"))
             segments.append((col - 1, r, "enter"))
             self.routes.append(route)
-        gutter_w = [_gutter_width(sum(seg[0] == j for seg in segments))
-                    for j in range(m + 1)]
-        band_h = {side: 2 * 9 + LANE * max(n - 1, 0) for side, n in band.items()}
+        return band, segments
 
+    def _place_columns(self, widths, gutter_w, band):
+        """Column x positions, row y positions and the cell's size."""
+        band_h = {side: 2 * 9 + LANE * max(n - 1, 0) for side, n in band.items()}
         self.col_x, self.col_w = [PAD], widths
-        for j in range(1, m + 2):
+        for j in range(1, self.m + 2):
             self.col_x.append(self.col_x[j - 1] + widths[j - 1] + gutter_w[j - 1])
         self.width = self.col_x[-1] + widths[-1] + PAD
         mid_h = max(STEP_H, self.concat_h)
@@ -414,7 +446,8 @@ class _CellPlan:
         self.y_bot = self.y_mid + mid_h / 2 + max(band_h["down"], BAND_MIN) + NODE_H / 2
         self.height = self.y_bot + NODE_H / 2 + PAD
 
-        # Lanes, from the relative geometry (a shift of the cell changes none).
+    def _assign_lanes(self, segments, widths):
+        """Lanes, from the relative geometry (a shift of the cell changes none)."""
         for route in self.routes:
             src = self.node_box(route["src"], 0, 0)
             route["start_y"] = src.cy
@@ -423,7 +456,7 @@ class _CellPlan:
                 side, i = route["band"]
                 route["band_y"] = (self.y_top + NODE_H / 2 + 9 + LANE * i if side == "up"
                                    else self.y_bot - NODE_H / 2 - 9 - LANE * i)
-        for j in range(m + 1):
+        for j in range(self.m + 1):
             members = [seg for seg in segments if seg[0] == j]
             spans = []
             for _, r, kind in members:
