@@ -26,12 +26,16 @@ setup(
         "numpy",
         "h5py",
         "pillow",
+        "scipy",  # the experiment statistics (t-intervals, Wilcoxon test)
     ],
     extras_require={
         # nbclient + ipykernel execute the notebooks in the slow tests;
-        # tensorflow-text only for the test that the export refuses its ops.
+        # tensorflow-text only for the test that the export refuses its ops;
+        # matplotlib for the experiment figure.
         "test": ["pytest>=7", "nbformat", "nbclient", "ipykernel",
-                 "tensorflow-text>=2.21,<2.22"],
+                 "tensorflow-text>=2.21,<2.22", "matplotlib"],
+        # the experiment figures (label_fraction.png/.svg)
+        "plots": ["matplotlib"],
     },
     entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:main"]},
 )

@@ -7,6 +7,8 @@
     ssnas finetune --output runs/a [--genotype other/genotype.json]
     ssnas evaluate --output runs/a
     ssnas export   --output runs/a [--export-root DIR --model-name NAME]
+    ssnas experiment --output DIR --methods ssl,supervised --fractions 0.01,0.1,1.0 \
+                     --trials 10 [--jobs N] [--protocol exp2]   # many runs, statistics
 
 Baselines (`ssnas_tf.workflow.baselines`):
 
@@ -26,8 +28,13 @@ import sys
 STEPS = ("search", "pretrain", "finetune", "evaluate", "export")
 
 
-def _config_flags(parser):
-    """Flags that define a run (for `run` and `search`, which start one)."""
+def _config_flags(parser, per_run=True):
+    """Flags that define a run (for `run` and `search`, which start one).
+
+    `per_run=False` (for `experiment`) leaves out --method and
+    --label-fraction, which the experiment sets per trial, and names the
+    baselines' --trials --search-trials.
+    """
     from ssnas_tf.workflow.config import METHODS, RunConfig
     defaults = RunConfig()
     g = parser.add_argument_group("run settings")
@@ -35,11 +42,14 @@ def _config_flags(parser):
                    help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv")
     g.add_argument("--data-dir", default=None,
                    help="dataset files (mmimdb, avmnist: folder; csv: the .csv file)")
-    g.add_argument("--method", default=defaults.method, choices=METHODS,
-                   help="ssl (default), supervised, or a baseline: fixed, surrogate, "
-                        "randomnet")
-    g.add_argument("--label-fraction", type=float, default=defaults.label_fraction,
-                   help="labeled fraction r of the non-test samples, in (0, 1]")
+    if per_run:
+        g.add_argument("--method", default=defaults.method, choices=METHODS,
+                       help="ssl (default), supervised, or a baseline: fixed, surrogate, "
+                            "randomnet")
+        g.add_argument("--label-fraction", type=float, default=defaults.label_fraction,
+                       help="labeled fraction r of the non-test samples, in (0, 1]")
+    else:
+        parser.set_defaults(method=defaults.method, label_fraction=defaults.label_fraction)
     g.add_argument("--seed", type=int, default=defaults.seed)
     g.add_argument("--epochs", type=int, default=defaults.search_epochs,
                    help="architecture search epochs")
@@ -81,12 +91,17 @@ def _config_flags(parser):
                         "fusion network, as in the BM-NAS code")
     g.add_argument("--overwrite", action="store_true",
                    help="reuse an --output directory that holds results")
-    _baseline_flags(parser.add_argument_group("baselines"), defaults)
+    g.add_argument("--no-contrastive-pretraining", dest="contrastive_pretraining",
+                   action="store_false",
+                   help="ssl: skip the contrastive pretraining of the derived network "
+                        "(the paper's Experiment 2)")
+    _baseline_flags(parser.add_argument_group("baselines"), defaults,
+                    "--trials" if per_run else "--search-trials")
 
 
-def _baseline_flags(g, defaults):
+def _baseline_flags(g, defaults, trials_flag="--trials"):
     from ssnas_tf.nas.presets import PRESETS
-    g.add_argument("--trials", type=int, default=defaults.trials,
+    g.add_argument(trials_flag, dest="trials", type=int, default=defaults.trials,
                    help="architectures tried by surrogate and randomnet")
     g.add_argument("--fusion", default=defaults.fusion, choices=PRESETS,
                    help="the preset genotype of --method fixed")
@@ -120,7 +135,8 @@ def _config_from_args(args):
         dataset_options=options or None, jit_compile=args.jit_compile,
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
-        precision=args.precision, arch_order=args.arch_order)
+        precision=args.precision, arch_order=args.arch_order,
+        contrastive_pretraining=args.contrastive_pretraining)
 
 
 def build_parser():
@@ -136,6 +152,7 @@ def build_parser():
     search = sub.add_parser("search", help="start a run: backbones + architecture search")
     search.add_argument("--output", required=True)
     _config_flags(search)
+    _experiment_parser(sub)
     for step in STEPS[1:]:
         p = sub.add_parser(step, help=f"the {step} step of an existing run directory")
         p.add_argument("--output", required=True, help="the run directory")
@@ -148,6 +165,41 @@ def build_parser():
             p.add_argument("--model-name", default=None)
             p.add_argument("--model-version", type=int, default=None)
     return parser
+
+
+def _experiment_parser(sub):
+    from ssnas_tf.workflow.experiment import PAPER_FRACTIONS, PROTOCOLS
+    exp = sub.add_parser(
+        "experiment", help="methods x label fractions x trials, resumable, with "
+        "results.csv, summary.csv, choices.csv and label_fraction.png")
+    exp.add_argument("--output", required=True, help="the experiment directory")
+    exp.add_argument("--methods", default="ssl,supervised", help="comma-separated")
+    exp.add_argument("--fractions", default=None,
+                     help="comma-separated label fractions r (default: "
+                     + ",".join(f"{f:g}" for f in PAPER_FRACTIONS) + "; exp2: 1)")
+    exp.add_argument("--trials", dest="experiment_trials", type=int, default=10, metavar="N",
+                     help="trials per (method, r)")
+    exp.add_argument("--protocol", default="exp1", choices=PROTOCOLS,
+                     help="exp1: label fractions; exp2: ssl search without labels, "
+                     "then supervised training with no contrastive pretraining")
+    exp.add_argument("--jobs", type=int, default=1,
+                     help="trials at once, each in its own process")
+    _config_flags(exp, per_run=False)
+
+
+def _experiment_from_args(args):
+    from ssnas_tf.workflow.experiment import PAPER_FRACTIONS, Experiment
+    if args.fractions is None:
+        fractions = (1.0,) if args.protocol == "exp2" else PAPER_FRACTIONS
+    else:
+        try:
+            fractions = tuple(float(f) for f in args.fractions.split(",") if f)
+        except ValueError:
+            raise ValueError(f"--fractions expects comma-separated numbers, "
+                             f"got '{args.fractions}'") from None
+    return Experiment(_config_from_args(args),
+                      tuple(m for m in args.methods.split(",") if m),
+                      fractions, args.experiment_trials, args.protocol)
 
 
 def _default_output(config):
@@ -173,7 +225,14 @@ def main(argv=None):
     from ssnas_tf.workflow.baselines import open_run
     from ssnas_tf.workflow.run import RunError
     try:
-        if args.command in ("run", "search"):
+        if args.command == "experiment":
+            from ssnas_tf.workflow.experiment import ExperimentError, run_experiment
+            try:
+                run_experiment(_experiment_from_args(args), args.output, jobs=args.jobs,
+                               overwrite=args.overwrite)
+            except ExperimentError as err:
+                raise RunError(str(err)) from None
+        elif args.command in ("run", "search"):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
             run = open_run(output, config)

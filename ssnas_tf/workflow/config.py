@@ -29,6 +29,9 @@ class RunConfig:
         label_fraction: r, the labeled fraction of the non-test samples.
             Defaults to 0.1.
         seed: seeds splits, initialisation and augmentation. Defaults to 0.
+        split_seed: seeds the splits alone, when given (the experiment
+            runner gives every method of trial t the same splits, while
+            `seed` seeds training). Defaults to None: `seed`.
         test_fraction: test share when the dataset has no test split.
             Defaults to 0.25.
         backbone_epochs: unimodal contrastive pretraining of the backbones
@@ -37,6 +40,10 @@ class RunConfig:
         pretrain_epochs: contrastive pretraining of the derived network
             (>= 1 for ssl; unused by supervised).
         finetune_epochs: classifier training epochs (>= 1).
+        contrastive_pretraining: ssl only: False skips the contrastive
+            pretraining of the derived network, so the classifier trains a
+            freshly initialised fusion network (the paper's Experiment 2).
+            Defaults to True.
         batch_size: batch size of the contrastive and search steps. Defaults
             to 128.
         finetune_batch_size: batch size of the classifier training (few
@@ -125,6 +132,8 @@ class RunConfig:
     randomnet_learning_rate: float = 1e-4
     precision: str = "float32"
     arch_order: int = 1
+    split_seed: Optional[int] = None
+    contrastive_pretraining: bool = True
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -164,6 +173,8 @@ class RunConfig:
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         self._check_backbones()
+        if self.split_seed is not None and not 0 <= self.split_seed < 2 ** 32:
+            raise ValueError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
         self._check_baseline_fields()
@@ -206,6 +217,11 @@ class RunConfig:
         if self.backbones != "reference" and self.image_weights is not None:
             raise ValueError(f"--image-weights {self.image_weights}: only "
                              f"--backbones reference uses image weights")
+
+    @property
+    def effective_split_seed(self):
+        """The seed of the splits: `split_seed`, or `seed` when it is None."""
+        return self.seed if self.split_seed is None else self.split_seed
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -203,8 +203,8 @@ class Run:
                 f"{self.directory} already holds the results of a run; choose "
                 f"another --output or pass --overwrite")
         c = self.config  # loads the data and checks the label fraction:
-        splits = make_splits(self.dataset, c.method, c.label_fraction, c.seed,
-                             c.test_fraction)
+        splits = make_splits(self.dataset, c.method, c.label_fraction,
+                             c.effective_split_seed, c.test_fraction)
         fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
@@ -419,6 +419,9 @@ class Run:
         if c.method != "ssl":
             _log(f"[ssnas] pretrain: skipped (method {c.method} trains on labels only)")
             return self._record(seconds={"pretrain": 0.0})
+        if not c.contrastive_pretraining:
+            _log("[ssnas] pretrain: skipped (--no-contrastive-pretraining)")
+            return self._record(seconds={"pretrain": 0.0})
         self._seed(3)
         encoder = self.build_encoder(genotype, self._frozen_backbones())
         model = ContrastiveModel(encoder, ProjectionHead(c.projection_dim),
@@ -473,7 +476,8 @@ class Run:
         """
         self._seed(4)  # the fusion network's initialisation, as before
         path = self.path("encoder.keras")
-        if self.config.method == "ssl" and os.path.exists(path):
+        wanted = self.config.method == "ssl" and self.config.contrastive_pretraining
+        if wanted and os.path.exists(path):
             encoder = keras.models.load_model(path)
             built_from = built_genotype(encoder, path)
             if built_from.to_dict() != genotype.to_dict():
@@ -485,7 +489,7 @@ class Run:
                     f"`ssnas pretrain --output {self.directory}{flag}` first, or "
                     f"delete {path} to fine-tune a randomly initialised fusion network")
             return encoder, "pretrained"
-        if self.config.method == "ssl":
+        if wanted:
             warnings.warn(
                 f"{path} not found: fine-tuning a randomly initialised fusion network "
                 f"(run `ssnas pretrain` first for the method's pretrained encoder); "
