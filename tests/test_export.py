@@ -338,6 +338,8 @@ def test_export_takes_only_the_modalities_the_genotype_reads(tmp_path):
                              data.label_names, tmp_path / "export", "one")
     with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
         assert list(json.load(f)["inputs"]) == ["fou"]
+    # A model without a genotype (a RandomNet baseline) is served as it is.
+    assert prune_classifier(_tiny_model()).input.keys() == SPECS.keys()
     raw = {k: v[:5] for k, v in data.inputs.items()}
     expected = _softmax(np.asarray(
         classifier(to_model_inputs(raw, data.kinds), training=False)))

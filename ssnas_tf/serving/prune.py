@@ -92,10 +92,11 @@ def prune_classifier(classifier: keras.Model) -> keras.Model:
     Returns:
         A model over only `used_modalities(classifier)` that shares the
         classifier's layers and gives the same outputs; the classifier itself
-        when it already takes no other input.
+        when it already takes no other input or holds no `DerivedNetwork`.
 
     Raises:
-        PruneError: a structure other than the one above.
+        PruneError: a dict input, but several DerivedNetworks or features
+            that no per-modality backbone produces.
 
     Example:
     >>> served = prune_classifier(keras.models.load_model("run/classifier.keras"))
@@ -104,6 +105,8 @@ def prune_classifier(classifier: keras.Model) -> keras.Model:
     """
     if not isinstance(getattr(classifier, "input", None), Mapping):
         raise PruneError(f"model '{classifier.name}' does not take a dict of modalities")
+    if not any(isinstance(layer, DerivedNetwork) for layer in classifier.layers):
+        return classifier  # no genotype (e.g. a RandomNet baseline): nothing to prune
     used = used_modalities(classifier)
     if set(used) == set(classifier.input):
         return classifier
