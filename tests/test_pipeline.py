@@ -200,6 +200,8 @@ def test_export_has_tf_serving_layout(tiny_run, mfeat):
         assert info["inputs"][name] == {
             "shape": [None, mfeat.inputs[name].shape[1]], "dtype": "float32"}
     assert info["multilabel"] is False and info["label_names"] == list(mfeat.label_names)
+    assert info["provenance"] == {"genotype": results["genotype"], "dataset": "mfeat",
+                                  "method": "ssl", "label_fraction": 0.1, "seed": 0}
 
 
 SERVE = textwrap.dedent("""

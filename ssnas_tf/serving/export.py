@@ -15,7 +15,7 @@ TF Serving's versioned layout, atomically:
         fingerprint.pb
         labels.txt            one class name per line, line i = class index i
         serving_info.json     inputs (with their preprocessing), outputs, label
-                              names, multilabel, threshold
+                              names, multilabel, threshold, provenance (optional)
         <name>_vocabulary.txt sequence inputs with a vocabulary: line i = id i
     2/
     .tmp-3-<random>/          only while version 3 is being written
@@ -116,7 +116,8 @@ class ExportError(ValueError):
 
 def export_classifier(model, input_specs, label_names, export_root, model_name,
                       version=None, multilabel=False, threshold=0.5,
-                      core_ops_only=True, preprocessing=None, extra_files=None):
+                      core_ops_only=True, preprocessing=None, extra_files=None,
+                      provenance=None):
     """Writes `model` as version `version` of a TF Serving model, atomically.
 
     Args:
@@ -139,6 +140,9 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
             `ssnas_tf.serving.preprocessing`). Defaults to None.
         extra_files: file name -> text, written beside `labels.txt` (e.g.
             vocabularies). Defaults to None.
+        provenance: JSON-able facts about where the model comes from (e.g.
+            the genotype it was built from), stored as `serving_info.json`'s
+            "provenance". Defaults to None (not stored).
 
     Returns:
         The new version directory, `<export_root>/<model_name>/<version>`.
@@ -171,6 +175,8 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
         files[LABELS_FILE] = "".join(name + "\n" for name in label_names)
         info = _serving_info(model_name, version, signature, label_names, task,
                              preprocessing)
+        if provenance is not None:
+            info["provenance"] = provenance
         files[INFO_FILE] = json.dumps(info, indent=2) + "\n"
         for name, text in files.items():
             with open(os.path.join(tmp_dir, name), "w", encoding="utf-8") as f:
