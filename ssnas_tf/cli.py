@@ -35,9 +35,20 @@ def _config_flags(parser, per_run=True):
     --label-fraction, which the experiment sets per trial, and names the
     baselines' --trials --search-trials.
     """
-    from ssnas_tf.workflow.config import METHODS, RunConfig
+    from ssnas_tf.workflow.config import RunConfig
     defaults = RunConfig()
     g = parser.add_argument_group("run settings")
+    _data_flags(parser, g, defaults, per_run)
+    _schedule_flags(g, defaults)
+    _network_flags(g, defaults)
+    _execution_flags(g, defaults)
+    _baseline_flags(parser.add_argument_group("baselines"), defaults,
+                    "--trials" if per_run else "--search-trials")
+
+
+def _data_flags(parser, g, defaults, per_run):
+    """Dataset, method, label fraction and seed."""
+    from ssnas_tf.workflow.config import METHODS
     g.add_argument("--dataset", default=defaults.dataset,
                    help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv")
     g.add_argument("--data-dir", default=None,
@@ -51,12 +62,20 @@ def _config_flags(parser, per_run=True):
     else:
         parser.set_defaults(method=defaults.method, label_fraction=defaults.label_fraction)
     g.add_argument("--seed", type=int, default=defaults.seed)
+
+
+def _schedule_flags(g, defaults):
+    """Epochs of every step and the batch size."""
     g.add_argument("--epochs", type=int, default=defaults.search_epochs,
                    help="architecture search epochs")
     g.add_argument("--backbone-epochs", type=int, default=defaults.backbone_epochs)
     g.add_argument("--pretrain-epochs", type=int, default=defaults.pretrain_epochs)
     g.add_argument("--finetune-epochs", type=int, default=defaults.finetune_epochs)
     g.add_argument("--batch-size", type=int, default=defaults.batch_size)
+
+
+def _network_flags(g, defaults):
+    """Fusion network and backbone shapes, and the other model settings."""
     g.add_argument("--channels", type=int, default=defaults.channels, help="C")
     g.add_argument("--length", type=int, default=defaults.length, help="L")
     g.add_argument("--num-cells", type=int, default=defaults.num_cells)
@@ -80,6 +99,10 @@ def _config_flags(parser, per_run=True):
     g.add_argument("--attention-dropout", type=float, default=None,
                    help="attention primitive's dropout (default: the dropout; "
                         "the BM-NAS code uses 0.1)")
+
+
+def _execution_flags(g, defaults):
+    """Precision, gradient order, initialisation and which steps run."""
     g.add_argument("--precision", default=defaults.precision,
                    choices=("float32", "mixed_bfloat16", "mixed_float16"),
                    help="Keras dtype policy of the training steps (bfloat16 is "
@@ -95,8 +118,6 @@ def _config_flags(parser, per_run=True):
                    action="store_false",
                    help="ssl: skip the contrastive pretraining of the derived network "
                         "(the paper's Experiment 2)")
-    _baseline_flags(parser.add_argument_group("baselines"), defaults,
-                    "--trials" if per_run else "--search-trials")
 
 
 def _baseline_flags(g, defaults, trials_flag="--trials"):
