@@ -21,7 +21,8 @@ setup(
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",
-        "keras-tuner>=1.4,<1.5",
+        # [bayesian] brings scikit-learn + scipy for the surrogate search
+        "keras-tuner[bayesian]>=1.4,<1.5",
         "tensorboard",
         "numpy",
         "h5py",
