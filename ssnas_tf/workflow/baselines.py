@@ -225,6 +225,10 @@ class RandomNetRun(_TunerRun):
         atomic_save_model(model, self.path("classifier.keras"))
         return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 
+    def _serving_classifier(self):
+        # No pruning: every modality feeds the fusion (the sampler sees to it).
+        return self._load("classifier.keras", "finetune")
+
     def evaluate(self):
         c, ds, s = self.config, self.dataset, self.splits
         start = time.perf_counter()

@@ -513,16 +513,19 @@ class Run:
                             splits=s.sizes(), genotype=genotype.to_dict(),
                             **metrics, seconds={"evaluate": round(time.perf_counter() - start, 1)})
 
+    def _serving_classifier(self):
+        """classifier.keras, taking only the modalities the genotype reads."""
+        from ssnas_tf.serving.prune import prune_classifier
+        return prune_classifier(self._load("classifier.keras", "finetune"))
+
     def export(self, export_root=None, model_name=None, version=None):
         """Exports the classifier for TF Serving; returns the version dir."""
         from ssnas_tf.serving.export import export_classifier
         from ssnas_tf.serving.preprocessing import describe_inputs, vocabulary_files
-        from ssnas_tf.serving.prune import prune_classifier
         c, ds = self.config, self.dataset
         self.splits  # the data must be the run's: labels and inputs go into the export
         start = time.perf_counter()
-        # The signature takes only the modalities the genotype reads.
-        classifier = prune_classifier(self._load("classifier.keras", "finetune"))
+        classifier = self._serving_classifier()
         export_root = export_root or self.path("export")
         model_name = model_name or f"ssnas_{c.dataset}"
         specs = {name: (ds.inputs[name].shape[1:],
