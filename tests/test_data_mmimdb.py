@@ -12,6 +12,7 @@ from ssnas_tf.data import load_dataset
 from ssnas_tf.data.base import DataError
 from ssnas_tf.data.mmimdb import (CAFFE_MEAN_BGR, GENRES, NUM_SAMPLES,
                                   load_mmimdb)
+from ssnas_tf.data.prepared import PREPARED_DIR, RowFile
 
 N = 12
 VOCAB = ["_UNK_", "the", "movie", "hero", "dies", "love", "zzz"]
@@ -154,10 +155,37 @@ def test_images_bgr_mean_to_rgb(default_data):
     original = _original_images(N)
     stored_zero = np.abs(original.astype(np.float32)
                          - np.asarray(CAFFE_MEAN_BGR[::-1], np.float32)) < 1
-    diff = np.abs(images.astype(int) - original.astype(int))
+    diff = np.abs(np.asarray(images).astype(int) - original.astype(int))
     # Exact except where the stored value is 0 (two pixel values map to it).
     assert diff[~stored_zero].max() == 0
     assert diff.max() <= 1
+
+
+def test_images_are_prepared_once_and_read_by_rows(hdf5_dir, default_data, capfd):
+    images = default_data.inputs["image"]
+    assert isinstance(images, RowFile)  # on disk, not in memory
+    prepared = sorted(os.listdir(hdf5_dir / PREPARED_DIR))
+    assert len(prepared) == 1 and prepared[0].startswith("mmimdb-images-")
+    in_memory = load_mmimdb(hdf5_dir, max_tokens=8, stream=False).inputs["image"]
+    assert isinstance(in_memory, np.ndarray)
+    rows = np.array([7, 2, 7, 11, 0])  # any order, repeats
+    np.testing.assert_array_equal(images[rows], in_memory[rows])
+    np.testing.assert_array_equal(images[3:5, 10], in_memory[3:5, 10])
+    # Reused while the source is unchanged: no second preparation.
+    capfd.readouterr()
+    again = load_mmimdb(hdf5_dir, max_tokens=8).inputs["image"]
+    assert again.path == images.path and "preparing" not in capfd.readouterr().err
+    assert sorted(os.listdir(hdf5_dir / PREPARED_DIR)) == prepared
+
+
+def test_changed_source_is_prepared_again(tmp_path, capfd):
+    _write_hdf5(tmp_path / "multimodal_imdb.hdf5", n=N)
+    first = load_mmimdb(tmp_path, max_tokens=8).inputs["image"]
+    assert "preparing mmimdb images" in capfd.readouterr().err
+    _write_hdf5(tmp_path / "multimodal_imdb.hdf5", n=N + 1)
+    second = load_mmimdb(tmp_path, max_tokens=8).inputs["image"]
+    assert "preparing mmimdb images" in capfd.readouterr().err
+    assert second.path != first.path and len(second) == N + 1
 
 
 def test_sequences_padding_and_shift(default_data):

@@ -26,8 +26,21 @@ def _mlp_taps(x, modality, width):
     return taps
 
 
+# Larger maps are first cut to at most this size by a strided stem, so the
+# activations of a batch stay bounded (MM-IMDB posters are 256 x 160).
+STEM_MAX_SIZE = 64
+
+
 def _cnn_taps(x, modality, width):
     taps = {}
+    stride = 1
+    while max(x.shape[1], x.shape[2]) / stride > STEM_MAX_SIZE:
+        stride *= 2
+    if stride > 1:  # a patchify stem: one stride x stride convolution
+        x = layers.Conv2D(max(1, width // 2), stride, strides=stride, use_bias=False,
+                          name=f"{modality}_stem")(x)
+        x = layers.BatchNormalization(name=f"{modality}_bn_stem", **BATCH_NORM)(x)
+        x = layers.ReLU(name=f"{modality}_stem_relu")(x)
     for i, channels in ((1, max(1, width // 2)), (2, width)):
         if i == 2:
             x = layers.MaxPooling2D(2, padding="same", name=f"{modality}_pool")(x)
@@ -56,7 +69,9 @@ def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
 
     - `image`, `spectrogram`: Conv 3x3 (width/2) -> BN -> ReLU = tap 1 (a map
       at input resolution) -> max-pool 2 -> Conv 3x3 (width) -> BN -> ReLU =
-      tap 2 (a map at half resolution).
+      tap 2 (a map at half resolution). Inputs larger than 64 pixels on a side
+      first pass a strided stem (a stride-s s x s Conv -> BN -> ReLU, s the
+      power of two that brings them to <= 64), so activations stay bounded.
     - `vector`: `Normalization` adapted on `train_data` -> Dense(width) -> BN
       -> ReLU = tap 1 -> Dense(width) -> BN -> ReLU = tap 2.
     - `sequence`: int ids (N, T) -> `MaskedTokenMean` (embedding, mean over
@@ -259,7 +274,9 @@ def _default_backbone(dataset, modality, index, width, options):
         kwargs["embedding"] = dataset.extras.get("embedding")
     elif kind != "sequence":
         kwargs.pop("embedding", None)
-    return build_backbone(modality, kind, dataset.inputs[modality][index], width, **kwargs)
+    # Maps only need their shape: one row, not the (maybe on-disk) images.
+    rows = index[:1] if kind in ("image", "spectrogram") else index
+    return build_backbone(modality, kind, dataset.inputs[modality][rows], width, **kwargs)
 
 
 def backbones_by_modality(model: keras.Model) -> Dict[str, keras.Model]:

@@ -48,7 +48,7 @@ _SHIFT = MASK_ID + 1
 
 def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
                 max_samples=None, image_size=(256, 160), chunk_size=128,
-                word2vec_vocab=None, verbose=True):
+                word2vec_vocab=None, verbose=True, stream=True):
     """Loads MM-IMDB from the published HDF5 file or the raw archive.
 
     From `multimodal_imdb.hdf5` the modalities are `text` and `image` as chosen
@@ -59,10 +59,14 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
 
     Labels are float32 (N, 23) multi-hot genres.
 
-    Memory: the HDF5 image path returns uint8 (N, 256, 160, 3), about 3.2 GB for
-    all 25,959 movies; it is converted `chunk_size` rows at a time so the int32
-    source (4x larger) is never held whole. Use `max_samples` or
-    `image="vgg_features"` / `image=None` for small runs.
+    Memory: on the HDF5 image path the posters stay on disk. With `stream`
+    (the default) they are converted once, `chunk_size` rows at a time, into
+    uint8 RGB rows in a prepared file beside the HDF5 file
+    (`ssnas_tf.data.prepared`; about 3.2 GB for all 25,959 movies, reused while
+    the source is unchanged), and `inputs["image"]` is a `RowFile` that reads
+    only the rows a batch needs. Without `stream` they are converted into
+    memory (uint8 (N, 256, 160, 3)); the int32 source (4x larger) is never
+    held whole either way.
 
     Args:
         data_dir: a directory holding `multimodal_imdb.hdf5` (and optionally
@@ -92,7 +96,10 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
             or the path of a text file with one word per line). Only needed
             when `metadata.npy`'s `lookup` is an array with fewer rows than the
             vocabulary (see `Returns`). Defaults to None.
-        verbose: print progress on the raw-archive path. Defaults to True.
+        verbose: print progress (raw archive, image preparation). Defaults
+            to True.
+        stream: HDF5 images: prepare them on disk and read them per batch
+            (see Memory above). Defaults to True.
 
     Returns:
         A `MultimodalDataset` named "mmimdb". `extras` has `imdb_ids` (list of
@@ -136,11 +143,11 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
 
     if os.path.isfile(data_dir):
         return _load_hdf5(data_dir, text, image, max_tokens, max_samples,
-                          chunk_size, word2vec_vocab)
+                          chunk_size, word2vec_vocab, stream, verbose)
     hdf5_path = os.path.join(data_dir, HDF5_NAME)
     if os.path.isfile(hdf5_path):
         return _load_hdf5(hdf5_path, text, image, max_tokens, max_samples,
-                          chunk_size, word2vec_vocab)
+                          chunk_size, word2vec_vocab, stream, verbose)
     raw_root = _find_raw_root(data_dir)
     if raw_root is None:
         raise DataError(
@@ -153,7 +160,7 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
 
 
 def _load_hdf5(path, text, image, max_tokens, max_samples, chunk_size,
-               word2vec_vocab):
+               word2vec_vocab, stream=True, verbose=True):
     import h5py
 
     text = "sequences" if text is None else text
@@ -182,8 +189,9 @@ def _load_hdf5(path, text, image, max_tokens, max_samples, chunk_size,
             inputs["text"] = _dataset(f, "features", path, n_file)[:n]
             kinds["text"] = "vector"
         if image == "images":
-            inputs["image"] = _caffe_to_rgb_chunked(
-                _dataset(f, "images", path, n_file), n, chunk_size)
+            images = _dataset(f, "images", path, n_file)
+            inputs["image"] = (_prepared_images(path, images, n, chunk_size, verbose)
+                               if stream else _caffe_to_rgb_chunked(images, n, chunk_size))
             kinds["image"] = "image"
         elif image == "vgg_features":
             inputs["image"] = _dataset(f, "vgg_features", path, n_file)[:n]
@@ -347,6 +355,18 @@ def caffe_to_rgb(block):
         np.clip(pixels, 0, 255, out=pixels)
         out[..., 2 - bgr] = pixels
     return out
+
+
+def _prepared_images(path, images, n, chunk_size, verbose):
+    """The posters as uint8 RGB rows in a prepared file (written once)."""
+    from ssnas_tf.data import prepared
+    fingerprint = prepared.source_fingerprint(path, key="images", rows=n,
+                                              conversion="caffe_to_rgb")
+    return prepared.prepare_rows(
+        prepared.cache_path(path, "mmimdb-images", fingerprint), n,
+        images.shape[2:] + (3,), np.uint8,
+        lambda start, stop: caffe_to_rgb(images[start:stop]), chunk_size,
+        label=f"mmimdb images of {path}", verbose=verbose)
 
 
 def _caffe_to_rgb_chunked(ds, n, chunk_size):
