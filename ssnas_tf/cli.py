@@ -96,6 +96,11 @@ def _network_flags(g, defaults):
     g.add_argument("--dataset-option", action="append", default=[], metavar="KEY=JSON",
                    help="extra loader option, e.g. target='\"category\"' (repeatable)")
     g.add_argument("--jit-compile", action="store_true", help="XLA (for GPUs)")
+    g.add_argument("--max-steps-per-epoch", type=int, default=None,
+                   help="cap on the batches per epoch (smoke tests, benchmarks)")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="TensorBoard logs under OUTPUT/tensorboard (scalars per step, "
+                        "alpha/beta/gamma per search epoch)")
     g.add_argument("--attention-dropout", type=float, default=None,
                    help="attention primitive's dropout (default: the dropout; "
                         "the BM-NAS code uses 0.1)")
@@ -113,7 +118,8 @@ def _execution_flags(g, defaults):
                    help="PyTorch's Dense init and BN running variance in the "
                         "fusion network, as in the BM-NAS code")
     g.add_argument("--overwrite", action="store_true",
-                   help="reuse an --output directory that holds results")
+                   help="start afresh in an --output directory that holds a run "
+                        "(without it, a run with the same settings is resumed)")
     g.add_argument("--no-contrastive-pretraining", dest="contrastive_pretraining",
                    action="store_false",
                    help="ssl: skip the contrastive pretraining of the derived network "
@@ -157,7 +163,8 @@ def _config_from_args(args):
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
         precision=args.precision, arch_order=args.arch_order,
-        contrastive_pretraining=args.contrastive_pretraining)
+        contrastive_pretraining=args.contrastive_pretraining,
+        max_steps_per_epoch=args.max_steps_per_epoch)
 
 
 def build_parser():
@@ -177,6 +184,8 @@ def build_parser():
     for step in STEPS[1:]:
         p = sub.add_parser(step, help=f"the {step} step of an existing run directory")
         p.add_argument("--output", required=True, help="the run directory")
+        p.add_argument("--tensorboard", action="store_true",
+                       help="TensorBoard logs under OUTPUT/tensorboard")
         if step in ("pretrain", "finetune"):
             p.add_argument("--genotype", default=None,
                            help="use this genotype.json instead of the run's, or a "
@@ -228,6 +237,17 @@ def _default_output(config):
                                 f"r{config.label_fraction:g}-s{config.seed}")
 
 
+def _search(run, overwrite):
+    """`ssnas search`: starts (or resumes) a run, then backbones and search."""
+    from ssnas_tf.workflow.resume import finished_steps
+    with run.lock():
+        resumed = run.start(overwrite=overwrite)
+        done = finished_steps(run.path("results.json")) if resumed else set()
+        if "backbones" not in done:
+            run.train_backbones()
+        run.search()
+
+
 def main(argv=None):
     # Before anything imports TensorFlow (building the parser reads RunConfig).
     from ssnas_tf.quiet import quiet_tensorflow
@@ -244,6 +264,8 @@ def main(argv=None):
     from ssnas_tf.data import DataError
     from ssnas_tf.nas.genotypes import GenotypeError
     from ssnas_tf.workflow.baselines import open_run
+    from ssnas_tf.workflow.checkpoint import CheckpointError
+    from ssnas_tf.workflow.lock import RunLockedError
     from ssnas_tf.workflow.run import RunError
     try:
         if args.command == "experiment":
@@ -256,26 +278,25 @@ def main(argv=None):
         elif args.command in ("run", "search"):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
-            run = open_run(output, config)
+            run = open_run(output, config, tensorboard=args.tensorboard)
             if args.command == "run":
                 results = run.run_all(overwrite=args.overwrite)
                 print(json.dumps({k: results[k] for k in (
                     "dataset", "method", "label_fraction", "seed", "weighted_f1",
                     "export_dir", "seconds") if k in results}, indent=2))
             else:
-                run.start(overwrite=args.overwrite)
-                run.train_backbones()
-                run.search()
+                _search(run, args.overwrite)
         else:
-            run = open_run(args.output)
-            if args.command in ("pretrain", "finetune"):
-                getattr(run, args.command)(genotype_path=args.genotype)
-            elif args.command == "export":
-                run.export(args.export_root, args.model_name, args.model_version)
-            else:
-                run.evaluate()
-    except (DataError, GenotypeError, RunError, ValueError, FileNotFoundError,
-            FileExistsError, PermissionError) as err:
+            run = open_run(args.output, tensorboard=args.tensorboard)
+            with run.lock():
+                if args.command in ("pretrain", "finetune"):
+                    getattr(run, args.command)(genotype_path=args.genotype)
+                elif args.command == "export":
+                    run.export(args.export_root, args.model_name, args.model_version)
+                else:
+                    run.evaluate()
+    except (DataError, GenotypeError, RunError, RunLockedError, CheckpointError,
+            ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
         # Messages name the file or setting at fault; a traceback adds nothing.
         print(f"ssnas {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -1,13 +1,14 @@
 """Unimodal contrastive (SimCLR) pretraining of each backbone."""
 
+import dataclasses
 from typing import Mapping, Optional, Sequence
 
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 from ssnas_tf.backbones.small import _as_tap_dict, backbones_by_modality
+from ssnas_tf.data.pipelines import steps_per_epoch, view_pairs
 from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
@@ -25,22 +26,16 @@ def _pool(taps):
     return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
 
 
-def _pretrain_one(modality, kind, backbone, data, config, epochs, batch_size, seed,
-                  temperature, learning_rate, projection_dim, verbose):
-    n = len(data)
+def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size, seed,
+                  temperature, learning_rate, projection_dim, verbose, max_steps):
+    n = len(index)
     if n < 2:
         raise ValueError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
-    # The same seed for every modality would correlate their batch orders only;
-    # the augmentations already differ by modality name.
-    view_fn = augment_lib.make_view_pair_fn({modality: kind}, config, seed)
-    ds = (tf.data.Dataset.from_tensor_slices({modality: data})
-          .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-          .batch(batch, drop_remainder=True)
-          .repeat()
-          .enumerate()
-          .map(view_fn, num_parallel_calls=tf.data.AUTOTUNE)
-          .prefetch(tf.data.AUTOTUNE))
+    # Rows are read a batch at a time (the data may be on disk). The same seed
+    # for every modality would correlate their batch orders only; the
+    # augmentations already differ by modality name.
+    ds = view_pairs(dataset, index, batch, config, seed, max_steps=max_steps)
     # The backbone's taps, pooled and concatenated, are the encoder of a
     # standard contrastive model; the head is dropped afterwards.
     spec = backbone.inputs[0]
@@ -50,7 +45,8 @@ def _pretrain_one(modality, kind, backbone, data, config, epochs, batch_size, se
         projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature)
     model(next(iter(ds))[0])
     model.compile(keras.optimizers.Adam(learning_rate))
-    logs = model.fit(ds, epochs=epochs, steps_per_epoch=n // batch, shuffle=False,
+    logs = model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch(n, batch, max_steps),
+                     shuffle=False,
                      verbose=0, callbacks=[_EpochPrinter(modality)] if verbose else [])
     return [float(v) for v in logs.history["loss"]]
 
@@ -73,7 +69,8 @@ def pretrain_backbones(backbones, dataset, train_index,
                        temperature: float = 0.5, verbose: int = 1, *,
                        learning_rate: float = 1e-3, projection_dim: int = 128,
                        modalities: Optional[Sequence[str]] = None,
-                       return_history: bool = False):
+                       return_history: bool = False,
+                       max_steps_per_epoch: Optional[int] = None):
     """Unimodal SimCLR pretraining of each modality's backbone, without labels.
 
     For each modality separately: batches of its `train_index` rows (labels are
@@ -108,6 +105,7 @@ def pretrain_backbones(backbones, dataset, train_index,
         modalities: the modalities to pretrain. Defaults to None (all).
         return_history: return per-epoch mean losses instead of the last one.
             Defaults to False.
+        max_steps_per_epoch: cap on the batches per epoch. Defaults to None.
 
     Returns:
         modality -> mean loss of the last epoch (a list of per-epoch means with
@@ -133,10 +131,12 @@ def pretrain_backbones(backbones, dataset, train_index,
                 print(f"pretrain {modality}: no trainable weights, skipped")
             results[modality] = None
             continue
-        data = _rows(dataset, modality, index)
+        one = dataclasses.replace(dataset, inputs={modality: dataset.inputs[modality]},
+                                  kinds={modality: dataset.kinds[modality]})
         history = _pretrain_one(
-            modality, dataset.kinds[modality], backbone, data, config, epochs,
-            batch_size, seed, temperature, learning_rate, projection_dim, verbose)
+            modality, backbone, one, index, config, epochs,
+            batch_size, seed, temperature, learning_rate, projection_dim, verbose,
+            max_steps_per_epoch)
         results[modality] = history if return_history else history[-1]
     return results
 
@@ -154,8 +154,3 @@ def _checked_request(backbones, dataset, modalities, epochs, batch_size):
         raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, "
                          f"{batch_size}")
     return models, modalities
-
-
-def _rows(dataset, modality, index):
-    data = np.asarray(dataset.inputs[modality])[index]
-    return data.astype(str) if dataset.kinds[modality] == "text" else data

@@ -74,14 +74,20 @@ def prepare_rows(path, num_rows, row_shape, dtype, read_chunk, chunk_size=256,
             with h5py.File(tmp, "w") as f:
                 rows = f.create_dataset("rows", (num_rows,) + tuple(row_shape), dtype=dtype,
                                         chunks=(1,) + tuple(row_shape))
+                digest = hashlib.sha256()
                 for start in range(0, num_rows, chunk_size):
                     stop = min(start + chunk_size, num_rows)
-                    rows[start:stop] = read_chunk(start, stop)
+                    chunk = np.ascontiguousarray(read_chunk(start, stop), dtype=dtype)
+                    rows[start:stop] = chunk
+                    digest.update(memoryview(chunk).cast("B"))
                     if verbose and (time.perf_counter() - last > 5 or stop == num_rows):
                         last = time.perf_counter()
                         print(f"[ssnas] preparing {label}: {stop}/{num_rows} rows "
                               f"({last - start_time:.0f} s) -> {path}",
                               file=sys.stderr, flush=True)
+                # The content's digest: a touched or copied source that gives
+                # the same rows is the same data (`workflow.fingerprint`).
+                rows.attrs["sha256"] = digest.hexdigest()
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -106,6 +112,7 @@ class RowFile:
         with h5py.File(path, "r") as f:
             self.shape = tuple(f["rows"].shape)
             self.dtype = f["rows"].dtype
+            self._sha256 = str(f["rows"].attrs.get("sha256", ""))
         self._handles = threading.local()
 
     @property
@@ -149,8 +156,8 @@ class RowFile:
         return out.astype(dtype) if dtype is not None else out
 
     def digest(self):
-        """Identifies the content without reading it: the source fingerprint."""
-        return os.path.basename(self.path)
+        """SHA-256 of the rows, computed when they were prepared (not read again)."""
+        return self._sha256
 
     def __repr__(self):
         return f"RowFile({self.path!r}, shape={self.shape}, dtype={self.dtype})"

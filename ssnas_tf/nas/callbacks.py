@@ -5,15 +5,18 @@ import json
 import keras
 import numpy as np
 
-from ssnas_tf.atomic import atomic_append_line
+from ssnas_tf.atomic import atomic_append_line, atomic_write_text
 from ssnas_tf.nas.derive import derive_genotype
+from ssnas_tf.nas.genotypes import Genotype
 
 
 class GenotypeTracker(keras.callbacks.Callback):
     """Derives the genotype after every search epoch and keeps the best one.
 
     The criterion is computed on the search's validation split only, never on
-    the test split (the BM-NAS reference selects on test scores).
+    the test split (the BM-NAS reference selects on test scores). It is put
+    into `logs["genotype_criterion"]`, so callbacks after this one in the list
+    (EarlyStopping, ModelCheckpoint, TensorBoard, the History) see it.
 
     Args:
         score_fn: `score_fn(model, logs) -> float`, the validation criterion.
@@ -45,7 +48,9 @@ class GenotypeTracker(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         network = self.model.network
         genotype = derive_genotype(network)
-        score = float(self.score_fn(self.model, logs or {}))
+        logs = {} if logs is None else logs
+        score = float(self.score_fn(self.model, logs))
+        logs["genotype_criterion"] = score
         if self._better(score):
             self.best_genotype, self.best_score, self.best_epoch = genotype, score, epoch + 1
         record = {"epoch": epoch + 1, "score": score,
@@ -61,3 +66,21 @@ class GenotypeTracker(keras.callbacks.Callback):
                   f"(best {self.best_score:.4f} @ {self.best_epoch}); "
                   f"cells read [{used}]; ops "
                   f"{[list(s.inner_steps) for s in genotype.steps]}", flush=True)
+
+    def get_state(self):
+        """The best-so-far and the history, JSON-able (for resuming a search)."""
+        return {"best_genotype": (self.best_genotype.to_dict()
+                                  if self.best_genotype is not None else None),
+                "best_score": self.best_score, "best_epoch": self.best_epoch,
+                "history": self.history}
+
+    def set_state(self, state):
+        """Restores `get_state()`'s output; rewrites the log to match it."""
+        best = state["best_genotype"]
+        self.best_genotype = Genotype.from_dict(best) if best is not None else None
+        self.best_score, self.best_epoch = state["best_score"], state["best_epoch"]
+        self.history = list(state["history"])
+        if self.log_path:
+            # Drops epochs logged after the state was saved (an interrupted epoch).
+            atomic_write_text(self.log_path,
+                              "".join(json.dumps(r) + "\n" for r in self.history))

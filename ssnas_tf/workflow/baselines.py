@@ -57,17 +57,18 @@ def run_class(method):
             "randomnet": RandomNetRun}.get(method, Run)
 
 
-def open_run(directory, config=None, verbose=2):
+def open_run(directory, config=None, verbose=2, **options):
     """A `Run` (or baseline subclass) for `directory`.
 
     Args:
         directory: the run directory.
         config: a `RunConfig` for a new run; None to read config.json.
         verbose: Keras progress output. Defaults to 2.
+        **options: other `Run` arguments (`callbacks`, `tensorboard`).
     """
     if config is None:
         config = Run(directory, verbose=verbose).config
-    return run_class(config.method)(directory, config, verbose=verbose)
+    return run_class(config.method)(directory, config, verbose=verbose, **options)
 
 
 

@@ -88,6 +88,8 @@ class RunConfig:
             Defaults to 0.1 (the paper's 10%).
         randomnet_learning_rate: Adam's rate for RandomNet's trials and final
             training. Defaults to 1e-4 (the paper's).
+        max_steps_per_epoch: cap on the batches of every epoch of every step
+            (smoke tests, benchmarks on large data). Defaults to None (no cap).
     """
 
     dataset: str = "mfeat"
@@ -124,6 +126,7 @@ class RunConfig:
     augment_overrides: Optional[dict] = None
     dataset_options: Optional[dict] = None
     jit_compile: bool = False
+    max_steps_per_epoch: Optional[int] = None
     attention_dropout: Optional[float] = None
     torch_defaults: bool = False
     trials: int = 100
@@ -175,6 +178,9 @@ class RunConfig:
         self._check_backbones()
         if self.split_seed is not None and not 0 <= self.split_seed < 2 ** 32:
             raise ValueError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(f"max_steps_per_epoch must be >= 1, got "
+                             f"{self.max_steps_per_epoch}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
         self._check_baseline_fields()

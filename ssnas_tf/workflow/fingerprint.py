@@ -18,11 +18,16 @@ import os
 
 import numpy as np
 
+from ssnas_tf.data.prepared import PREPARED_DIR
+
 # Directory listings larger than this are summarised by a digest, not stored.
 _MAX_LISTED_FILES = 20
 
 
 def _update(h, array):
+    if hasattr(array, "digest"):  # rows on disk (`data.prepared.RowFile`): not read
+        h.update(f"{array.dtype.str}{array.shape}{array.digest()}".encode())
+        return
     array = np.asarray(array)
     h.update(f"{array.dtype.str}{array.shape}".encode())
     if array.dtype == object:  # raw text: length-prefixed UTF-8 strings
@@ -81,7 +86,9 @@ def source_files(data_dir, embedded=None):
     if not os.path.isdir(data_dir):
         return []
     files = sorted(os.path.join(folder, name) for folder, _, names in os.walk(data_dir)
-                   for name in names)
+                   for name in names
+                   # Prepared copies (`data.prepared`) are derived, not source.
+                   if PREPARED_DIR not in os.path.relpath(folder, data_dir).split(os.sep))
     states = [_file_state(path) for path in files]
     if len(states) <= _MAX_LISTED_FILES:
         return states

@@ -25,6 +25,9 @@ Run directory:
     results.json         metrics, genotype, encoder_origin, seconds per step,
                          export_dir
     export/<model>/<version>/   TF Serving SavedModel
+    checkpoints/<step>.npz  last finished epoch of an interrupted step (resume)
+    tensorboard/<step>/  TensorBoard logs (with `tensorboard=True`)
+    .lock                held by the process writing the directory
 
 Backbones: no pretrained weights exist for the small mfeat backbones (nor, in
 the BM-NAS reference, for its text MLP, which stays random). Both methods start
@@ -37,6 +40,7 @@ import functools
 import json
 import math
 import os
+import shutil
 import time
 import warnings
 
@@ -54,8 +58,8 @@ from ssnas_tf.nas.model import DerivedNetwork
 from ssnas_tf.nas import presets
 from ssnas_tf.nas.genotypes import Genotype, GenotypeError
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
-from ssnas_tf.data.pipelines import (labeled_batches, steps_per_epoch,
-                                     to_model_inputs, view_pairs)
+from ssnas_tf.data.pipelines import (labeled_batches, model_inputs, steps_per_epoch,
+                                     view_pairs)
 from ssnas_tf.tasks import Task
 from ssnas_tf.nas.architect import SearchModel, reference_optimizers
 from ssnas_tf.nas.model_search import SearchNetwork
@@ -64,6 +68,9 @@ from ssnas_tf.workflow.fingerprint import (dataset_fingerprint, fingerprint_chan
                                            source_files)
 from ssnas_tf.nas.callbacks import GenotypeTracker
 from ssnas_tf.precision import precision_scope
+from ssnas_tf.workflow.lock import RunLock
+from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, StepCheckpoint, config_differences,
+                                      finished_steps)
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
@@ -73,6 +80,8 @@ DATASET_AUGMENT = {
     "avmnist": {"image": {"flip": False, "crop_scale": (0.6, 1.0)}},
 }
 
+
+RUN_STEPS = ("backbones", "search", "pretrain", "finetune", "evaluate", "export")
 
 # Files the steps write; `start` clears them when a run directory is reused.
 # (Exports are kept: TF Serving serves the newest version.)
@@ -106,15 +115,25 @@ class Run:
         config: a `RunConfig` for a new run; None to read `config.json`.
         verbose: Keras progress output (0, 1 or 2). Defaults to 2 (one line
             per epoch).
+        callbacks: extra Keras callbacks for every training step (search,
+            pretrain, finetune); they run after the genotype tracker, so the
+            search's `logs["genotype_criterion"]` is visible to them.
+            Defaults to None.
+        tensorboard: write TensorBoard logs under `DIR/tensorboard/<step>`.
+            Defaults to False.
 
     Example:
     >>> run = Run("runs/demo", RunConfig(label_fraction=0.1))
     >>> run.run_all()["weighted_f1"]
     """
 
-    def __init__(self, directory, config=None, verbose=2):
+    def __init__(self, directory, config=None, verbose=2, callbacks=None,
+                 tensorboard=False):
         self.directory = directory
         self.verbose = verbose
+        self.callbacks = list(callbacks or [])
+        self.tensorboard = tensorboard
+        self._lock = None
         config_path = self.path("config.json")
         if config is None:
             if not os.path.exists(config_path):
@@ -191,13 +210,37 @@ class Run:
         overrides.update(self.config.augment_overrides or {})
         return AugmentConfig(overrides=overrides)
 
+    def lock(self):
+        """Context manager: this process is the only writer of the directory.
+
+        Re-entrant within one `Run`. Raises `RunLockedError` (naming the
+        holder's pid) when another live process holds it.
+        """
+        run = self
+
+        class _Held:
+            def __enter__(self):
+                self.outer = run._lock is None
+                if self.outer:
+                    run._lock = RunLock(run.directory).acquire()
+
+            def __exit__(self, *exc):
+                if self.outer:
+                    run._lock.release()
+                    run._lock = None
+        return _Held()
+
     def start(self, overwrite=False):
         """Checks the inputs and writes config.json and splits.json.
 
         Everything that can be checked before training is checked here, so bad
-        input fails fast and leaves an existing run untouched.
+        input fails fast and leaves an existing run untouched. A directory
+        holding a run with the same config is resumed (returns True); one with
+        another config needs `overwrite`.
         """
         results = self.path("results.json")
+        if not overwrite and os.path.exists(self.path("config.json")):
+            return self._resume()
         if os.path.exists(results) and not overwrite:
             raise RunError(
                 f"{self.directory} already holds the results of a run; choose "
@@ -220,6 +263,7 @@ class Run:
         for stale in STEP_ARTIFACTS + ("splits.json", "config.json"):
             if os.path.exists(self.path(stale)):
                 os.remove(self.path(stale))
+        shutil.rmtree(self.path(CHECKPOINT_DIR), ignore_errors=True)
         atomic_write_text(self.path("splits.json"), json.dumps(
             {"sizes": splits.sizes(), **splits.to_dict(), "fingerprint": fingerprint}))
         atomic_write_text(self.path("config.json"), self.config.to_json())
@@ -228,6 +272,45 @@ class Run:
              f"modalities {dict(self.dataset.kinds)}; method {self.config.method}, "
              f"label fraction {self.config.label_fraction}, seed {self.config.seed}; "
              f"splits {self.splits.sizes()}")
+
+    def _resume(self):
+        path = self.path("config.json")
+        with open(path) as f:
+            old = RunConfig.from_json(f.read(), source=path)
+        changed = config_differences(old, self.config)
+        if changed:
+            raise RunError(
+                f"{self.directory} holds a run with other settings ({', '.join(changed)} "
+                f"differ); choose another --output, or pass --overwrite to start afresh")
+        self.splits  # loads the data
+        done = [s for s in RUN_STEPS if s in finished_steps(self.path("results.json"))]
+        _log(f"[ssnas] resuming {self.directory}: finished steps {done}")
+        return True
+
+    def _fit(self, step, model, make_data, epochs, steps, optimizers, identity,
+             tracker=None, **fit_kwargs):
+        """`model.fit` from the step's last checkpointed epoch, checkpointing each epoch.
+
+        `make_data(start_epoch)` gives the training data from that epoch on.
+        """
+        for optimizer_ in optimizers.values():
+            if not optimizer_.built:
+                optimizer_.build(model.trainable_variables)
+        checkpoint = StepCheckpoint(self.directory, step, model, optimizers,
+                                    list(_frozen_layers(model)), identity, tracker)
+        initial_epoch = checkpoint.restore()
+        callbacks = [tracker] if tracker is not None else []
+        callbacks += self.callbacks + self._tensorboard(step) + [checkpoint.callback()]
+        model.fit(make_data(initial_epoch), epochs=epochs, initial_epoch=initial_epoch,
+                  steps_per_epoch=steps, callbacks=callbacks, verbose=self.verbose,
+                  shuffle=False, **fit_kwargs)
+        return checkpoint
+
+    def _tensorboard(self, step):
+        if not self.tensorboard:
+            return []
+        from ssnas_tf.workflow.tensorboard import step_callbacks
+        return step_callbacks(os.path.join(self.directory, "tensorboard", step), step)
 
     def _record(self, **entries):
         """Merges `entries` into results.json (seconds are merged per step)."""
@@ -270,6 +353,7 @@ class Run:
             backbones_lib.pretrain_backbones(
                 backbones, self.dataset, pool, self.augment_config,
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=c.seed,
+                max_steps_per_epoch=c.max_steps_per_epoch,
                 verbose=0 if self.verbose < 2 else 1)
         atomic_save_model(backbones, self.path("backbones.keras"))
         return self._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
@@ -301,58 +385,66 @@ class Run:
         model = SearchModel(network, head, objective=c.method, backbone=backbones,
                             temperature=c.temperature, multilabel=self.task.multilabel,
                             arch_order=c.arch_order)
-        steps = steps_per_epoch(len(s.search_train), c.batch_size)
+        cap = c.max_steps_per_epoch
+        steps = steps_per_epoch(len(s.search_train), c.batch_size, cap)
         if ssl:
-            train = view_pairs(ds, s.search_train, c.batch_size, self.augment_config, c.seed)
-            valid = view_pairs(ds, s.search_valid, c.batch_size, self.augment_config, c.seed + 1)
+            def pipeline(index, seed, epoch=0):
+                return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
+                                  cap)
             # Fixed views of the valid split score each epoch's architecture.
-            held_out = valid.take(steps_per_epoch(len(s.search_valid), c.batch_size)).cache()
-            sample = next(iter(train))[0]
+            held_out = pipeline(s.search_valid, c.seed + 1).take(
+                steps_per_epoch(len(s.search_valid), c.batch_size, cap)).cache()
             tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
                                       log_path=self.path("search_log.jsonl"))
             validation = dict(validation_data=held_out)
             criterion = "validation contrastive loss (lower is better)"
         else:
-            train = labeled_batches(ds, s.search_train, c.batch_size, c.seed, True, True)
-            valid = labeled_batches(ds, s.search_valid, c.batch_size, c.seed + 1, True, True)
-            sample = next(iter(train))[0]
+            def pipeline(index, seed, epoch=0):
+                return labeled_batches(ds, index, c.batch_size, seed, True, True,
+                                       start_epoch=epoch, max_steps=cap)
             scorer = self._f1_scorer(s.search_valid)
             tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max",
                                       log_path=self.path("search_log.jsonl"))
             validation = {}
             criterion = "validation weighted F1 (higher is better)"
-        model(sample)
+        model(next(iter(pipeline(s.search_train, c.seed)))[0])
         model.compile(*reference_optimizers(steps, c.learning_rate, c.learning_rate * 1e-3,
                                             c.arch_learning_rate),
                       weight_decay=c.weight_decay, arch_weight_decay=c.arch_weight_decay,
                       jit_compile=c.jit_compile)
-        model.build_optimizers()
+        model.build_optimizers()  # both, before a checkpoint is restored into them
         if os.path.exists(self.path("search_log.jsonl")):
             os.remove(self.path("search_log.jsonl"))
         _log(f"[ssnas] search ({c.method}): {len(network.input_names)} backbone "
              f"features, {c.search_epochs} epochs x {steps} steps on "
              f"{len(s.search_train)} + {len(s.search_valid)} samples; "
              f"genotype kept by {criterion}")
-        model.fit(tf.data.Dataset.zip((train, valid)),
-                  epochs=c.search_epochs, steps_per_epoch=steps,
-                  callbacks=[tracker], verbose=self.verbose, shuffle=False, **validation)
+        checkpoint = self._fit(
+            "search", model, lambda epoch: tf.data.Dataset.zip((
+                pipeline(s.search_train, c.seed, epoch),
+                pipeline(s.search_valid, c.seed + 1, epoch))),
+            c.search_epochs, steps, {"optimizer": model.optimizer,
+                                     "arch_optimizer": model.arch_optimizer},
+            identity=None, tracker=tracker, **validation)
         genotype = tracker.best_genotype
         atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
         self._draw(genotype)
         seconds = round(time.perf_counter() - start, 1)
         _log(f"[ssnas] search: best genotype from epoch {tracker.best_epoch}\n"
              + _summary(genotype))
-        return self._record(genotype=genotype.to_dict(), search_best_epoch=tracker.best_epoch,
-                            search_criterion=criterion, search_best_score=tracker.best_score,
-                            seconds={"search": seconds})
+        results = self._record(
+            genotype=genotype.to_dict(), search_best_epoch=tracker.best_epoch,
+            search_criterion=criterion, search_best_score=tracker.best_score,
+            seconds={"search": seconds})
+        checkpoint.finish()
+        return results
 
     def _f1_scorer(self, index):
         ds, task = self.dataset, self.task
-        x = to_model_inputs({k: v[index] for k, v in ds.inputs.items()}, ds.kinds)
         y = ds.labels[index]
 
         def score(model):
-            logits = model.predict(x, batch_size=256, verbose=0)
+            logits = model.predict(model_inputs(ds, index), verbose=0)
             return task.weighted_f1(y, task.probabilities(logits))
         return score
 
@@ -426,19 +518,24 @@ class Run:
         encoder = self.build_encoder(genotype, self._frozen_backbones())
         model = ContrastiveModel(encoder, ProjectionHead(c.projection_dim),
                                  temperature=c.temperature)
-        steps = steps_per_epoch(len(s.unlabeled), c.batch_size)
-        pairs = view_pairs(ds, s.unlabeled, c.batch_size, self.augment_config, c.seed + 2)
-        model(next(iter(pairs))[0])
+        steps = steps_per_epoch(len(s.unlabeled), c.batch_size, c.max_steps_per_epoch)
+
+        def pairs(epoch):
+            return view_pairs(ds, s.unlabeled, c.batch_size, self.augment_config,
+                              c.seed + 2, epoch, c.max_steps_per_epoch)
+        model(next(iter(pairs(0)))[0])
         model.compile(keras.optimizers.Adam(c.learning_rate), jit_compile=c.jit_compile)
         _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
              f"steps on {len(s.unlabeled)} unlabeled samples")
-        model.fit(pairs, epochs=c.pretrain_epochs, steps_per_epoch=steps,
-                  verbose=self.verbose, shuffle=False)
+        checkpoint = self._fit("pretrain", model, pairs, c.pretrain_epochs, steps,
+                               {"optimizer": model.optimizer}, genotype.to_dict())
         atomic_save_model(encoder, self.path("encoder.keras"))
         # The genotype the encoder was built from (it may come from --genotype);
         # `finetune` checks it against the encoder itself.
         atomic_write_text(self.path("encoder_genotype.json"), genotype.to_json() + "\n")
-        return self._record(seconds={"pretrain": round(time.perf_counter() - start, 1)})
+        results = self._record(seconds={"pretrain": round(time.perf_counter() - start, 1)})
+        checkpoint.finish()
+        return results
 
     # -- step 3: classifier ---------------------------------------------------
 
@@ -454,19 +551,25 @@ class Run:
         classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate),
                            loss=self.task.keras_loss(),
                            jit_compile=c.jit_compile)
-        steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
-        train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
-                                shuffle=True, repeat=True)
+        steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size, c.max_steps_per_epoch)
+
+        def train(epoch):
+            return labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
+                                   shuffle=True, repeat=True, start_epoch=epoch,
+                                   max_steps=c.max_steps_per_epoch)
         _log(f"[ssnas] finetune: classifier on the {origin} fusion network, "
              f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} "
              f"labeled samples")
-        classifier.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
-                       verbose=self.verbose, shuffle=False)
+        checkpoint = self._fit("finetune", classifier, train, c.finetune_epochs, steps,
+                               {"optimizer": classifier.optimizer},
+                               {"genotype": genotype.to_dict(), "origin": origin})
         atomic_save_model(classifier, self.path("classifier.keras"))
         # The genotype this classifier was built from (it may come from --genotype).
         atomic_write_text(self.path("classifier_genotype.json"), genotype.to_json() + "\n")
-        return self._record(encoder_origin=origin,
-                            seconds={"finetune": round(time.perf_counter() - start, 1)})
+        results = self._record(encoder_origin=origin,
+                               seconds={"finetune": round(time.perf_counter() - start, 1)})
+        checkpoint.finish()
+        return results
 
     def _finetune_encoder(self, genotype, genotype_path):
         """The encoder to fine-tune and its origin, "pretrained" or "random".
@@ -502,8 +605,8 @@ class Run:
         c, ds, s = self.config, self.dataset, self.splits
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
-        x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
-        probs = self.task.probabilities(classifier.predict(x, batch_size=256, verbose=0))
+        probs = self.task.probabilities(
+            classifier.predict(model_inputs(ds, s.test), verbose=0))
         metrics = self.task.metrics(ds.labels[s.test], probs)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
         # The classifier's own fusion layer holds the genotype it was built from.
@@ -545,14 +648,29 @@ class Run:
                             seconds={"export": round(time.perf_counter() - start, 1)})
 
     def run_all(self, overwrite=False):
-        """All steps; returns results.json's content."""
-        self.start(overwrite=overwrite)
-        self.train_backbones()
-        self.search()
-        self.pretrain()
-        self.finetune()
-        self.evaluate()
-        return self.export()
+        """All steps; returns results.json's content.
+
+        On a directory holding an interrupted run with the same config, the
+        finished steps are skipped and the interrupted one continues from its
+        last finished epoch; `overwrite` starts afresh instead.
+        """
+        with self.lock():
+            resumed = self.start(overwrite=overwrite)
+            done = finished_steps(self.path("results.json")) if resumed else set()
+            for step in RUN_STEPS:
+                if step not in done:
+                    getattr(self, "train_backbones" if step == "backbones" else step)()
+        with open(self.path("results.json")) as f:
+            return json.load(f)
+
+
+def _frozen_layers(layer):
+    """The outermost non-trainable sublayers (frozen backbones): never updated."""
+    for sub in getattr(layer, "layers", []):
+        if not sub.trainable:
+            yield sub
+        else:
+            yield from _frozen_layers(sub)
 
 
 def built_genotype(model, path):

@@ -1,0 +1,109 @@
+"""Per-epoch checkpoints of a training step, for resuming an interrupted run.
+
+`keras.callbacks.BackupAndRestore` restores only `model.optimizer` and skips an
+unbuilt second optimizer without a word, so the architecture optimizer of
+`SearchModel` would restart from zero. `EpochCheckpoint` instead saves, after
+every epoch and in one atomically replaced `.npz` file: the model's variables
+(weights, alpha/beta/gamma, BatchNorm statistics, dropout seed states), the
+variables of every optimizer it is given (step counts and slots), and a JSON
+state from the caller (e.g. the genotype tracker's best-so-far).
+`restore_checkpoint` puts all of it back and refuses a file that does not fit.
+"""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from ssnas_tf.atomic import atomic_output
+
+_STATE_KEY = "__state__"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that does not fit the model or optimizers it is restored into."""
+
+
+def _variables(model, optimizers, exclude):
+    """name -> list of variables; `exclude`'s (frozen) variables are left out."""
+    skip = {id(v) for layer in exclude for v in layer.variables}
+    groups = {"model": [v for v in model.variables if id(v) not in skip]}
+    for name, optimizer in optimizers.items():
+        groups[name] = list(optimizer.variables)
+    return groups
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Saves the whole training state after every epoch, atomically.
+
+    Put it after callbacks whose state it saves (they run in list order).
+
+    Args:
+        path: the `.npz` file.
+        optimizers: name -> optimizer to save, e.g. `{"optimizer":
+            model.optimizer, "arch_optimizer": model.arch_optimizer}`.
+        state_fn: optional `state_fn() -> dict` (JSON-able), saved alongside.
+        exclude: layers whose variables are not saved (frozen backbones).
+            Defaults to ().
+
+    Example:
+    >>> ckpt = EpochCheckpoint("ckpt.npz", {"optimizer": model.optimizer})
+    >>> state = restore_checkpoint("ckpt.npz", model, {"optimizer": model.optimizer})
+    >>> model.fit(data, epochs=10, initial_epoch=state["epoch"] if state else 0,
+    ...           callbacks=[ckpt])
+    """
+
+    def __init__(self, path, optimizers, state_fn=None, exclude=()):
+        super().__init__()
+        self.path = path
+        self.optimizers = dict(optimizers)
+        self.state_fn = state_fn
+        self.exclude = tuple(exclude)
+
+    def on_epoch_end(self, epoch, logs=None):
+        arrays = {}
+        for group, variables in _variables(self.model, self.optimizers, self.exclude).items():
+            for i, variable in enumerate(variables):
+                arrays[f"{group}/{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
+        state = {"epoch": epoch + 1, **(self.state_fn() if self.state_fn else {})}
+        arrays[_STATE_KEY] = np.array(json.dumps(state))
+        with atomic_output(self.path, suffix=".npz") as tmp:
+            np.savez(tmp, **arrays)
+
+
+def restore_checkpoint(path, model, optimizers, exclude=()):
+    """Restores an `EpochCheckpoint` file; returns its state, or None if absent.
+
+    Build the model and every optimizer first (`optimizer.build(variables)`):
+    an unbuilt optimizer has fewer variables than the file and is refused.
+
+    Raises:
+        CheckpointError: the file does not match the model or an optimizer
+            (another configuration, or an unbuilt optimizer).
+    """
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({err})") from None
+    groups = _variables(model, optimizers, exclude)
+    for group, variables in groups.items():
+        saved = sorted((k for k in arrays if k.startswith(group + "/")),
+                       key=lambda k: int(k.split("/")[1]))
+        if len(saved) != len(variables):
+            raise CheckpointError(
+                f"{path}: '{group}' has {len(variables)} variables but the checkpoint "
+                f"holds {len(saved)} (another configuration, or an optimizer not "
+                f"built before restoring)")
+        for key, variable in zip(saved, variables):
+            if tuple(arrays[key].shape) != tuple(variable.shape):
+                raise CheckpointError(
+                    f"{path}: '{key}' has shape {arrays[key].shape}, the model's "
+                    f"'{variable.path}' {tuple(variable.shape)}")
+    for group, variables in groups.items():
+        for i, variable in enumerate(variables):
+            variable.assign(arrays[f"{group}/{i}"])
+    return json.loads(str(arrays[_STATE_KEY]))

@@ -1,0 +1,86 @@
+"""Resuming an interrupted run: which steps are finished, and mid-step checkpoints.
+
+A step is finished when its entry is in `results.json`'s `seconds` (written
+after its artifacts). A step that was interrupted continues from its last
+finished epoch: `StepCheckpoint` saves the whole training state after every
+epoch into `DIR/checkpoints/<step>.npz` and removes it when the step finishes.
+"""
+
+import dataclasses
+import json
+import os
+
+from ssnas_tf.workflow.checkpoint import EpochCheckpoint, restore_checkpoint
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def config_differences(old, new):
+    """Names of the `RunConfig` fields whose values differ."""
+    a, b = dataclasses.asdict(old), dataclasses.asdict(new)
+    return sorted(k for k in a if json.dumps(a[k]) != json.dumps(b.get(k)))
+
+
+def finished_steps(results_path):
+    """The steps recorded as finished in `results.json` (empty if absent)."""
+    if not os.path.exists(results_path):
+        return set()
+    with open(results_path) as f:
+        return set(json.load(f).get("seconds", {}))
+
+
+class StepCheckpoint:
+    """The per-epoch checkpoint of one step of a run.
+
+    Args:
+        directory: the run directory.
+        step: the step name ("search", "pretrain", "finetune").
+        model: the built, compiled model.
+        optimizers: name -> optimizer; all must be built already.
+        exclude: frozen layers whose variables need no saving. Defaults to ().
+        identity: JSON-able description of what is trained (e.g. the genotype);
+            a checkpoint of something else is discarded. Defaults to None.
+        tracker: an object with `get_state()`/`set_state()` (the genotype
+            tracker) saved and restored too. Defaults to None.
+    """
+
+    def __init__(self, directory, step, model, optimizers, exclude=(), identity=None,
+                 tracker=None):
+        self.path = os.path.join(directory, CHECKPOINT_DIR, f"{step}.npz")
+        self.step, self.model, self.optimizers = step, model, dict(optimizers)
+        self.exclude, self.identity, self.tracker = tuple(exclude), identity, tracker
+
+    def restore(self):
+        """Restores the last finished epoch, if any; returns the epoch to start at."""
+        state = restore_checkpoint(self.path, self.model, self.optimizers, self.exclude)
+        if state is None:
+            return 0
+        if state.get("identity") != self.identity:
+            print(f"[ssnas] {self.step}: {self.path} belongs to another model; "
+                  f"starting the step afresh", flush=True)
+            os.remove(self.path)
+            return 0
+        if self.tracker is not None:
+            self.tracker.set_state(state["tracker"])
+        print(f"[ssnas] {self.step}: resuming after epoch {state['epoch']} "
+              f"({self.path})", flush=True)
+        return int(state["epoch"])
+
+    def _state(self):
+        state = {"identity": self.identity}
+        if self.tracker is not None:
+            state["tracker"] = self.tracker.get_state()
+        return state
+
+    def callback(self):
+        """The Keras callback that writes the checkpoint; put it last in the list."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        return EpochCheckpoint(self.path, self.optimizers, self._state, self.exclude)
+
+    def finish(self):
+        """Removes the checkpoint once the step's artifacts are written."""
+        if os.path.exists(self.path):
+            os.remove(self.path)
+        folder = os.path.dirname(self.path)
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
