@@ -53,7 +53,7 @@ def write_mmimdb(path, n, chunk=512, seed=0):
         sequences = f.create_dataset("sequences", (n,), dtype=h5py.vlen_dtype(np.int32))
         for i in range(n):
             sequences[i] = rng.integers(0, 500, rng.integers(5, 120), dtype=np.int32)
-        genres = (rng.random((n, len(GENRES))) < 0.15).astype(np.int32)
+        genres = (rng.random((n, len(GENRES))) < 0.25).astype(np.int32)
         genres[np.arange(n), np.arange(n) % len(GENRES)] = 1  # every genre occurs
         f.create_dataset("genres", data=genres).attrs["target_names"] = json.dumps(GENRES)
         f.create_dataset("imdb_ids", data=np.array([f"{i:07d}" for i in range(n)], "S7"))

@@ -186,3 +186,14 @@ def test_sigkill_mid_search_then_rerun_gives_the_same_result(tmp_path):
             for d in ("killed", "whole")]
     assert [json.loads(r)["epoch"] for r in logs[0]] == [1, 2, 3]
     assert not (tmp_path / "killed" / "checkpoints").exists()
+
+
+def test_finished_steps_need_their_artifacts(tmp_path):
+    from ssnas_tf.workflow.resume import finished_steps
+    results = tmp_path / "results.json"
+    assert finished_steps(str(results)) == set()
+    results.write_text(json.dumps({"seconds": {"backbones": 3.0, "search": 5.0,
+                                               "pretrain": 0.0, "evaluate": 1.0}}))
+    (tmp_path / "backbones.keras").write_text("")
+    # search's genotype.json is gone: it reruns; a skipped pretrain has no encoder.
+    assert finished_steps(str(results)) == {"backbones", "pretrain", "evaluate"}

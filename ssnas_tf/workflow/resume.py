@@ -1,7 +1,7 @@
 """Resuming an interrupted run: which steps are finished, and mid-step checkpoints.
 
 A step is finished when its entry is in `results.json`'s `seconds` (written
-after its artifacts). A step that was interrupted continues from its last
+after its artifacts) and its artifact still exists. A step that was interrupted continues from its last
 finished epoch: `StepCheckpoint` saves the whole training state after every
 epoch into `DIR/checkpoints/<step>.npz` and removes it when the step finishes.
 """
@@ -21,12 +21,22 @@ def config_differences(old, new):
     return sorted(k for k in a if json.dumps(a[k]) != json.dumps(b.get(k)))
 
 
+# The artifact each step leaves; a finished step whose artifact is gone reruns.
+STEP_OUTPUTS = {"backbones": "backbones.keras", "search": "genotype.json",
+                "pretrain": "encoder.keras", "finetune": "classifier.keras"}
+
+
 def finished_steps(results_path):
-    """The steps recorded as finished in `results.json` (empty if absent)."""
+    """The steps recorded as finished in `results.json` whose artifacts exist."""
     if not os.path.exists(results_path):
         return set()
     with open(results_path) as f:
-        return set(json.load(f).get("seconds", {}))
+        seconds = json.load(f).get("seconds", {})
+    directory = os.path.dirname(results_path)
+    # A skipped pretrain (supervised) records 0 seconds and writes no encoder.
+    return {step for step, spent in seconds.items()
+            if step not in STEP_OUTPUTS or (step == "pretrain" and not spent)
+            or os.path.exists(os.path.join(directory, STEP_OUTPUTS[step]))}
 
 
 class StepCheckpoint:

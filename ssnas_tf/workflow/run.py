@@ -391,9 +391,11 @@ class Run:
             def pipeline(index, seed, epoch=0):
                 return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
                                   cap)
-            # Fixed views of the valid split score each epoch's architecture.
+            # Fixed views of the valid split score each epoch's architecture:
+            # the pipeline is deterministic, so each epoch recomputes the same
+            # views (a .cache() would hold the whole split in memory).
             held_out = pipeline(s.search_valid, c.seed + 1).take(
-                steps_per_epoch(len(s.search_valid), c.batch_size, cap)).cache()
+                steps_per_epoch(len(s.search_valid), c.batch_size, cap))
             tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
                                       log_path=self.path("search_log.jsonl"))
             validation = dict(validation_data=held_out)
