@@ -103,7 +103,7 @@ class _TunerRun(Run):
     def start(self, overwrite=False):
         # Before `start` clears anything: a rerun resumes the project's trials.
         check_tuner_settings(self, self.path(self.PROJECT), write=False)
-        super().start(overwrite=overwrite)
+        return super().start(overwrite=overwrite)
 
 
 class SurrogateRun(_TunerRun):
@@ -149,10 +149,12 @@ class RandomNetRun(_TunerRun):
     PROJECT = "randomnet_tuner"
 
     def start(self, overwrite=False):
-        super().start(overwrite=overwrite)
-        for name in self.ARTIFACTS:
-            if os.path.exists(self.path(name)):
-                os.remove(self.path(name))
+        resumed = super().start(overwrite=overwrite)
+        if not resumed:  # a resumed run keeps its finished search's artifacts
+            for name in self.ARTIFACTS:
+                if os.path.exists(self.path(name)):
+                    os.remove(self.path(name))
+        return resumed
 
     def train_backbones(self):
         _log("[ssnas] backbones: none (RandomNet designs its own extractors on raw inputs)")

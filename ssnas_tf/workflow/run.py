@@ -272,6 +272,7 @@ class Run:
              f"modalities {dict(self.dataset.kinds)}; method {self.config.method}, "
              f"label fraction {self.config.label_fraction}, seed {self.config.seed}; "
              f"splits {self.splits.sizes()}")
+        return False
 
     def _resume(self):
         path = self.path("config.json")
