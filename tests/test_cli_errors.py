@@ -438,6 +438,7 @@ def test_splits_json_moving_test_samples_into_training(run_copy, capsys):
 def test_zero_epoch_settings_that_still_mean_something():
     from ssnas_tf.workflow.config import RunConfig
     assert RunConfig(method="supervised", pretrain_epochs=0).pretrain_epochs == 0
+    assert RunConfig(contrastive_pretraining=False, pretrain_epochs=0).pretrain_epochs == 0
     assert RunConfig(backbone_epochs=0).backbone_epochs == 0
     config = RunConfig(backbones="reference", image_weights="random")
     assert config.image_weights == "random"

@@ -445,3 +445,12 @@ def test_export_signature_has_only_the_modalities_the_genotype_reads(tiny_run, t
     classifier.save(os.path.join(d, "classifier.keras"))
     info_path = os.path.join(run.export()["export_dir"], "serving_info.json")
     assert list(_read_json(info_path)["inputs"]) == ["fou"]
+
+
+def test_export_provenance_of_a_classifier_without_a_genotype(tiny_run):
+    """A classifier with no fusion network (e.g. RandomNet's) is exported with
+    the run's settings and no genotype."""
+    directory, _ = tiny_run
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert Run(directory)._provenance(plain) == {
+        "dataset": "mfeat", "method": "ssl", "label_fraction": 0.1, "seed": 0}

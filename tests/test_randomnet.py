@@ -182,6 +182,9 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     assert os.path.getsize(os.path.join(d, "randomnet_architecture.svg")) > 0
     served = load_exported(results["export_dir"]).signatures["serving_default"]
     assert set(served.structured_input_signature[1]) == set(kinds)
+    with open(os.path.join(results["export_dir"], "serving_info.json")) as f:
+        provenance = json.load(f)["provenance"]
+    assert provenance["architecture"] == arch and "genotype" not in provenance
     # a rerun with a larger budget trains only the new trial
     assert main(["run", "--trials", "3", "--overwrite", *flags]) == 0
     with open(os.path.join(d, "results.json")) as f:

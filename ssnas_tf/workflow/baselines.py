@@ -232,6 +232,9 @@ class RandomNetRun(_TunerRun):
         # No pruning: every modality feeds the fusion (the sampler sees to it).
         return self._load("classifier.keras", "finetune")
 
+    def _provenance(self, classifier):
+        return {**super()._provenance(classifier), "architecture": self.load_architecture()}
+
     def evaluate(self):
         c, ds, s = self.config, self.dataset, self.splits
         start = time.perf_counter()

@@ -205,7 +205,7 @@ class RunConfig:
                                                 "architecture"),
                   "finetune_epochs": ("--finetune-epochs", "0 epochs leave the "
                                                            "classifier untrained")}
-        if self.method == "ssl":
+        if self.method == "ssl" and self.contrastive_pretraining:
             needed["pretrain_epochs"] = ("--pretrain-epochs", "0 epochs would record a "
                                                               "random encoder as pretrained")
         for name, (flag, why) in needed.items():

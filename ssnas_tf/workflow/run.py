@@ -637,18 +637,26 @@ class Run:
         specs = {name: (ds.inputs[name].shape[1:],
                         _serving_dtype(ds.inputs[name], ds.kinds[name]))
                  for name in classifier.input}
-        # The export records the genotype its classifier was built from.
-        provenance = {"genotype": built_genotype(classifier, self.path("classifier.keras"))
-                      .to_dict(), "dataset": c.dataset, "method": c.method,
-                      "label_fraction": c.label_fraction, "seed": c.seed}
         version_dir = export_classifier(
             classifier, specs, ds.label_names, export_root, model_name, version=version,
             multilabel=self.task.multilabel, threshold=self.task.threshold,
             preprocessing=describe_inputs(ds, specs), extra_files=vocabulary_files(ds, specs),
-            provenance=provenance)
+            provenance=self._provenance(classifier))
         _log(f"[ssnas] export: {version_dir}")
         return self._record(export_dir=os.path.abspath(str(version_dir)),
                             seconds={"export": round(time.perf_counter() - start, 1)})
+
+    def _provenance(self, classifier):
+        """What the export records about its origin: the run's settings and,
+        for a classifier with a fusion network, the genotype it was built from."""
+        c = self.config
+        out = {"dataset": c.dataset, "method": c.method,
+               "label_fraction": c.label_fraction, "seed": c.seed}
+        try:
+            out["genotype"] = classifier.get_layer("fusion").genotype.to_dict()
+        except (ValueError, AttributeError):  # e.g. RandomNet: no genotype
+            pass
+        return out
 
     def run_all(self, overwrite=False):
         """All steps; returns results.json's content.
