@@ -180,6 +180,8 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     assert results["search_best_trial"] == best["trial_id"] and results["search_trials"] == 2
     assert 0 <= results["weighted_f1"] <= 1 and results["architecture"] == arch
     assert os.path.getsize(os.path.join(d, "randomnet_architecture.svg")) > 0
+    with open(os.path.join(results["export_dir"], "serving_info.json")) as f:
+        assert json.load(f)["provenance"]["architecture"] == arch
     served = load_exported(results["export_dir"]).signatures["serving_default"]
     assert set(served.structured_input_signature[1]) == set(kinds)
     with open(os.path.join(results["export_dir"], "serving_info.json")) as f:
