@@ -117,6 +117,19 @@ def _execution_flags(g, defaults):
     g.add_argument("--torch-defaults", action="store_true",
                    help="PyTorch's Dense init and BN running variance in the "
                         "fusion network, as in the BM-NAS code")
+    g.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
+                   default=defaults.deterministic,
+                   help="TensorFlow op determinism: bit-identical reruns with one "
+                        "seed (default on; see README, Reproducibility)")
+    g.add_argument("--threads", type=int, default=defaults.threads,
+                   help="threads per op (default: one per core); results depend on "
+                        "it: pass the intra_op_threads of a results.json to reproduce it")
+    g.add_argument("--distribute", default=defaults.distribute,
+                   choices=("none", "mirrored", "multi-worker"),
+                   help="tf.distribute: mirrored = this machine's GPUs, multi-worker "
+                        "= the workers in TF_CONFIG (each runs the same command)")
+    g.add_argument("--sync-batch-norm", action="store_true",
+                   help="batch-norm statistics over all replicas")
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --output directory that holds a run "
                         "(without it, a run with the same settings is resumed)")
@@ -164,7 +177,9 @@ def _config_from_args(args):
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
         precision=args.precision, arch_order=args.arch_order,
         contrastive_pretraining=args.contrastive_pretraining,
-        max_steps_per_epoch=args.max_steps_per_epoch)
+        max_steps_per_epoch=args.max_steps_per_epoch,
+        deterministic=args.deterministic, threads=args.threads,
+        distribute=args.distribute, sync_batch_norm=args.sync_batch_norm)
 
 
 def build_parser():
@@ -279,6 +294,8 @@ def main(argv=None):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
             run = open_run(output, config, tensorboard=args.tensorboard)
+            run.strategy  # created first: multi-worker needs it before any op
+            run.configure_tensorflow()  # threads too must be set before any op
             if args.command == "run":
                 results = run.run_all(overwrite=args.overwrite)
                 print(json.dumps({k: results[k] for k in (
@@ -288,6 +305,8 @@ def main(argv=None):
                 _search(run, args.overwrite)
         else:
             run = open_run(args.output, tensorboard=args.tensorboard)
+            run.strategy
+            run.configure_tensorflow()
             with run.lock():
                 if args.command in ("pretrain", "finetune"):
                     getattr(run, args.command)(genotype_path=args.genotype)

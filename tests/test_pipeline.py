@@ -28,6 +28,7 @@ from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.data.pipelines import to_model_inputs
 from ssnas_tf.workflow.run import Run
 from ssnas_tf.data.splits import make_splits
+from ssnas_tf.workflow.seeds import derive_seed
 
 TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune_epochs=1,
                  batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,
@@ -110,7 +111,7 @@ def test_config_and_splits(tiny_run, mfeat):
     # A run directory reopens from its config.json alone.
     assert Run(directory).config == TINY
     splits = _read_json(os.path.join(directory, "splits.json"))
-    expected = make_splits(mfeat, "ssl", 0.1, 0)
+    expected = make_splits(mfeat, "ssl", 0.1, derive_seed(0, "splits"))  # the seed tree
     for name, index in expected.to_dict().items():
         assert splits[name] == index, name
     assert splits["sizes"] == expected.sizes() == {
@@ -225,7 +226,7 @@ SERVE = textwrap.dedent("""
 
 def test_export_serves_raw_inputs_in_a_fresh_process(tiny_run, mfeat, tmp_path):
     directory, results = tiny_run
-    test = make_splits(mfeat, "ssl", 0.1, 0).test[:7]
+    test = make_splits(mfeat, "ssl", 0.1, derive_seed(0, "splits")).test[:7]
     raw = {name: array[test] for name, array in mfeat.inputs.items()}
     assert raw["pix"].dtype == np.uint8 and raw["pix"].shape == (7, 16, 15, 1)
     for name in ("fou", "fac", "kar", "zer", "mor"):

@@ -12,6 +12,8 @@ from ssnas_tf.data.pipelines import steps_per_epoch, view_pairs
 from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
+from ssnas_tf.workflow.devices import follow_scope_strategy
+from ssnas_tf.workflow.seeds import derive_seed
 
 # ---------------------------------------------------------------------------
 # Unimodal contrastive pretraining.
@@ -32,17 +34,17 @@ def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size
     if n < 2:
         raise ValueError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
-    # Rows are read a batch at a time (the data may be on disk). The same seed
-    # for every modality would correlate their batch orders only; the
-    # augmentations already differ by modality name.
-    ds = view_pairs(dataset, index, batch, config, seed, max_steps=max_steps)
+    # Rows are read a batch at a time (the data may be on disk). Each modality
+    # gets its own order and augmentation seeds (SeedSequence, not seed + k).
+    ds = view_pairs(dataset, index, batch, config, derive_seed(seed, modality),
+                    max_steps=max_steps)
     # The backbone's taps, pooled and concatenated, are the encoder of a
     # standard contrastive model; the head is dropped afterwards.
     spec = backbone.inputs[0]
     raw = keras.Input(spec.shape[1:], dtype=spec.dtype, name=modality)
     encoder = keras.Model({modality: raw}, _pool(_as_tap_dict(backbone(raw), modality)))
-    model = ContrastiveModel(encoder, ProjectionHead(
-        projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature)
+    model = follow_scope_strategy(ContrastiveModel(encoder, ProjectionHead(
+        projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature))
     model(next(iter(ds))[0])
     model.compile(keras.optimizers.Adam(learning_rate))
     logs = model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch(n, batch, max_steps),
@@ -97,7 +99,9 @@ def pretrain_backbones(backbones, dataset, train_index,
             (`AugmentConfig()`).
         epochs: passes over the rows. Defaults to 10.
         batch_size: samples per batch (2x views). Defaults to 128.
-        seed: seeds the shuffling and the augmentation. Defaults to 0.
+        seed: the root of the shuffling and augmentation seeds (each modality
+            and each use gets its own, `ssnas_tf.workflow.seeds.derive_seed`).
+            Defaults to 0.
         temperature: NT-Xent tau. Defaults to 0.5 (SimCLR's small-batch value).
         verbose: print one line per epoch when true. Defaults to 1.
         learning_rate: Adam learning rate. Defaults to 1e-3.

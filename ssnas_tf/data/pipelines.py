@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssnas_tf.ssl.augment import AugmentConfig, augment_batch, make_view_pair_fn
+from ssnas_tf.workflow.seeds import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 _NO_AUGMENT = AugmentConfig.none()
@@ -104,8 +105,16 @@ def _to_numpy(rows, kind):
     return rows
 
 
+def _ordered(ds, deterministic):
+    """Parallel maps keep their input order (tf.data's default, made explicit
+    so a global `deterministic=False` option cannot reorder a run's batches)."""
+    options = tf.data.Options()
+    options.deterministic = bool(deterministic)
+    return ds.with_options(options)
+
+
 def view_pairs(dataset, index, batch_size, augment_config, seed, start_epoch=0,
-               max_steps=None):
+               max_steps=None, deterministic=True):
     """Endless, shuffled (view1, view2) batches of the samples at `index`.
 
     Epochs are `len(index) // batch_size` batches (the remainder is dropped).
@@ -117,28 +126,36 @@ def view_pairs(dataset, index, batch_size, augment_config, seed, start_epoch=0,
         index: the sample indices (a split).
         batch_size: samples per batch (capped at `len(index)`).
         augment_config: an `AugmentConfig`.
-        seed: seeds the order and the augmentation.
+        seed: the order and the augmentation get independent seeds derived
+            from it (`workflow.seeds.derive_seed`).
         start_epoch: the first epoch to yield. Defaults to 0.
         max_steps: cap on the batches per epoch. Defaults to None (no cap).
+        deterministic: False lets parallel maps emit batches out of order
+            (not reproducible). Defaults to True.
     """
     batch_size = min(batch_size, len(index))
     steps = steps_per_epoch(len(index), batch_size, max_steps)
-    ds = _index_batches(index, batch_size, seed, True, True, start_epoch, True, max_steps)
+    ds = _index_batches(index, batch_size, derive_seed(seed, "shuffle"), True, True,
+                        start_epoch, True, max_steps)
     ds = ds.map(_row_reader(dataset, False), num_parallel_calls=AUTOTUNE)
     ds = ds.enumerate(start=start_epoch * steps)
-    pair_fn = make_view_pair_fn(dataset.kinds, augment_config, seed=seed)
-    return ds.map(pair_fn, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    pair_fn = make_view_pair_fn(dataset.kinds, augment_config,
+                                seed=derive_seed(seed, "augment"))
+    return _ordered(ds.map(pair_fn, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE),
+                    deterministic)
 
 
 def labeled_batches(dataset, index, batch_size, seed=None, shuffle=False,
-                    repeat=False, augment_config=None, start_epoch=0, max_steps=None):
+                    repeat=False, augment_config=None, start_epoch=0, max_steps=None,
+                    deterministic=True):
     """(inputs, labels) batches; optionally shuffled, endless and augmented.
 
     Args:
         dataset: the `MultimodalDataset`.
         index: the sample indices (a split).
         batch_size: samples per batch (capped at `len(index)`).
-        seed: seeds the order and the augmentation. Defaults to None (0).
+        seed: the order and the augmentation get independent seeds derived
+            from it. Defaults to None (0).
         shuffle: a new seeded order every epoch. Defaults to False.
         repeat: endless, epochs of `len(index) // batch_size` full batches;
             otherwise one pass with a smaller last batch. Defaults to False.
@@ -146,11 +163,14 @@ def labeled_batches(dataset, index, batch_size, seed=None, shuffle=False,
         start_epoch: the first epoch to yield. Defaults to 0.
         max_steps: cap on the batches per epoch when `repeat`. Defaults to
             None (no cap).
+        deterministic: False lets parallel maps emit batches out of order.
+            Defaults to True.
     """
+    seed = 0 if seed is None else seed
     batch_size = min(batch_size, len(index))
     max_steps = max_steps if repeat else None
-    ds = _index_batches(index, batch_size, seed or 0, shuffle, repeat, start_epoch, repeat,
-                        max_steps)
+    ds = _index_batches(index, batch_size, derive_seed(seed, "shuffle"), shuffle, repeat,
+                        start_epoch, repeat, max_steps)
     ds = ds.map(_row_reader(dataset, True), num_parallel_calls=AUTOTUNE)
     kinds = dataset.kinds
     if augment_config is None:
@@ -158,12 +178,13 @@ def labeled_batches(dataset, index, batch_size, seed=None, shuffle=False,
                     num_parallel_calls=AUTOTUNE)
     else:
         steps = steps_per_epoch(len(index), batch_size, max_steps)
+        augment_seed = derive_seed(seed, "augment")
         ds = ds.enumerate(start=start_epoch * steps).map(
             lambda i, xy: (augment_batch(
                 xy[0], kinds, augment_config,
-                seed=tf.stack([tf.cast(seed or 0, tf.int64), i])), xy[1]),
+                seed=tf.stack([tf.constant(augment_seed, tf.int64), i])), xy[1]),
             num_parallel_calls=AUTOTUNE)
-    return ds.prefetch(AUTOTUNE)
+    return _ordered(ds.prefetch(AUTOTUNE), deterministic)
 
 
 def model_inputs(dataset, index, batch_size=256):

@@ -27,6 +27,7 @@ from keras import ops
 
 from ssnas_tf.nas.unrolled import unrolled_arch_gradients
 from ssnas_tf.ssl.contrastive_model import simclr_loss
+from ssnas_tf.ssl.distributed import scale_gradients
 from ssnas_tf.tasks import Task
 
 OBJECTIVES = ("ssl", "supervised")
@@ -173,7 +174,8 @@ class SearchModel(keras.Model):
             scaled = self.optimizer.scale_loss(loss)  # identity unless float16
         grads = add_l2(tape.gradient(scaled, weights), weights, self.weight_decay,
                        self.optimizer.scale_loss(1.0))
-        self.optimizer.apply(grads, weights)
+        # Per-replica gradients are summed by the optimizer (tf.distribute).
+        self.optimizer.apply(scale_gradients(grads), weights)
         return loss, accuracy
 
     def arch_gradients(self, train_batch, valid_batch):
@@ -200,7 +202,7 @@ class SearchModel(keras.Model):
         arch = [v.value for v in self.arch_parameters]
         grads = add_l2(grads, arch, self.arch_weight_decay,
                        self.arch_optimizer.scale_loss(1.0))
-        self.arch_optimizer.apply(grads, self.arch_parameters)
+        self.arch_optimizer.apply(scale_gradients(grads), self.arch_parameters)
         return arch_loss
 
     def train_step(self, data):

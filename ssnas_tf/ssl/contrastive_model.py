@@ -14,7 +14,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from ssnas_tf.ssl.losses import nt_xent, positive_retrieval_accuracy
+from ssnas_tf.ssl.distributed import global_nt_xent, scale_gradients
+from ssnas_tf.ssl.losses import positive_retrieval_accuracy
 
 
 def stack_views(view1, view2):
@@ -38,7 +39,8 @@ def simclr_loss(model, views, temperature, training):
     n = ops.shape(next(iter(view1.values())))[0]
     z = model(stack_views(view1, view2), training=training)
     z1, z2 = z[:n], z[n:]
-    return nt_xent(z1, z2, temperature), positive_retrieval_accuracy(z1, z2)
+    # Under tf.distribute the anchors meet the negatives of every replica.
+    return global_nt_xent(z1, z2, temperature), positive_retrieval_accuracy(z1, z2)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -76,7 +78,7 @@ class ContrastiveModel(keras.Model):
             loss, accuracy = simclr_loss(self, data, self.temperature, training=True)
             scaled = self.optimizer.scale_loss(loss)  # identity unless float16
         weights = self.trainable_weights
-        self.optimizer.apply(tape.gradient(scaled, weights), weights)
+        self.optimizer.apply(scale_gradients(tape.gradient(scaled, weights)), weights)
         self.loss_tracker.update_state(loss)
         self.pair_accuracy_tracker.update_state(accuracy)
         return {m.name: m.result() for m in self.metrics}

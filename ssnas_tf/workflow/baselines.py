@@ -42,7 +42,8 @@ class FixedFusionRun(Run):
         start = time.perf_counter()
         if not os.path.exists(self.path("backbones.keras")):
             self.train_backbones()
-        genotype = preset_genotype(c.fusion, self._backbone_features(), seed=c.seed)
+        genotype = preset_genotype(c.fusion, self._backbone_features(),
+                                   seed=self.seeds.child("search").seed("preset"))
         atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
         self._draw(genotype)
         _log(f"[ssnas] fixed fusion '{c.fusion}' (no search)\n" + _summary(genotype))
@@ -118,7 +119,7 @@ class SurrogateRun(_TunerRun):
         if not os.path.exists(self.path("backbones.keras")):
             self.train_backbones()
         check_tuner_settings(self, self.path(self.PROJECT))
-        self._seed(2)
+        self._begin("search")
         _log(f"[ssnas] surrogate search: {c.trials} genotypes (Bayesian optimisation), "
              f"each trained {c.search_epochs} epochs on {len(s.search_train)} labeled "
              f"samples, scored by weighted F1 on {len(s.search_valid)}")
@@ -167,7 +168,7 @@ class RandomNetRun(_TunerRun):
         c, s = self.config, self.splits
         start = time.perf_counter()
         check_tuner_settings(self, self.path(self.PROJECT))
-        self._seed(2)
+        seeds = self._begin("search")
         steps = rn_search.trial_steps(len(s.search_train), c.finetune_batch_size,
                                       c.trial_fraction)
         _log(f"[ssnas] randomnet search: {c.trials} architectures, each trained "
@@ -175,7 +176,7 @@ class RandomNetRun(_TunerRun):
              f"on {len(s.search_valid)}")
         tuner = rn_search.randomnet_search(
             self.dataset, s.search_train, s.search_valid, self.directory, c.trials,
-            c.seed, c.trial_fraction, c.finetune_batch_size,
+            seeds.seed("trials"), c.trial_fraction, c.finetune_batch_size,
             c.randomnet_learning_rate, c.threshold)
         trial = rn_search.best_trial(tuner)
         arch = tuner.hypermodel.architecture(trial.hyperparameters)
@@ -213,14 +214,14 @@ class RandomNetRun(_TunerRun):
                            "randomnet_architecture.json")
         arch = self.load_architecture()
         start = time.perf_counter()
-        self._seed(4)
+        seeds = self._begin("finetune")
         shapes, stats, vocab = rn_search.model_inputs_info(ds, s.labeled)
         model = build_randomnet(arch, shapes, ds.num_classes, stats, vocab, name="classifier")
         model.compile(keras.optimizers.Adam(c.randomnet_learning_rate),
                       loss=self.task.keras_loss())
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
-        train = labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
-                                shuffle=True, repeat=True)
+        train = labeled_batches(ds, s.labeled, c.finetune_batch_size, seeds.seed("data"),
+                                shuffle=True, repeat=True, deterministic=c.deterministic)
         _log(f"[ssnas] finetune: the best RandomNet architecture from scratch, "
              f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} samples")
         model.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,

@@ -4,6 +4,8 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
+from ssnas_tf.workflow.devices import DISTRIBUTE
+from ssnas_tf.workflow.seeds import derive_seed
 from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
 from ssnas_tf.nas.presets import PRESETS
 from ssnas_tf.precision import check_precision
@@ -31,7 +33,7 @@ class RunConfig:
         seed: seeds splits, initialisation and augmentation. Defaults to 0.
         split_seed: seeds the splits alone, when given (the experiment
             runner gives every method of trial t the same splits, while
-            `seed` seeds training). Defaults to None: `seed`.
+            `seed` seeds training). Defaults to None: derived from `seed`.
         test_fraction: test share when the dataset has no test split.
             Defaults to 0.25.
         backbone_epochs: unimodal contrastive pretraining of the backbones
@@ -90,6 +92,17 @@ class RunConfig:
             training. Defaults to 1e-4 (the paper's).
         max_steps_per_epoch: cap on the batches of every epoch of every step
             (smoke tests, benchmarks on large data). Defaults to None (no cap).
+        deterministic: TensorFlow op determinism, so a rerun with the same
+            seed on the same kind of machine gives bit-identical results
+            (README: Reproducibility). Defaults to True.
+        threads: threads per op; they change results, so a run is reproduced
+            on a machine with another core count by passing the `threads`
+            its results.json records. Defaults to None (one per core).
+        distribute: "none", "mirrored" (this machine's GPUs) or
+            "multi-worker" (the workers of TF_CONFIG); `workflow.devices`.
+            Defaults to "none".
+        sync_batch_norm: batch statistics over all replicas in every batch
+            norm of the trained models. Defaults to False.
     """
 
     dataset: str = "mfeat"
@@ -137,6 +150,10 @@ class RunConfig:
     arch_order: int = 1
     split_seed: Optional[int] = None
     contrastive_pretraining: bool = True
+    deterministic: bool = True
+    threads: Optional[int] = None
+    distribute: str = "none"
+    sync_batch_norm: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
@@ -181,6 +198,13 @@ class RunConfig:
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
             raise ValueError(f"max_steps_per_epoch must be >= 1, got "
                              f"{self.max_steps_per_epoch}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+        if self.distribute not in DISTRIBUTE:
+            raise ValueError(f"--distribute must be one of {DISTRIBUTE}, got "
+                             f"'{self.distribute}'")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
         self._check_baseline_fields()
@@ -226,8 +250,11 @@ class RunConfig:
 
     @property
     def effective_split_seed(self):
-        """The seed of the splits: `split_seed`, or `seed` when it is None."""
-        return self.seed if self.split_seed is None else self.split_seed
+        """The seed of the splits: `split_seed`, or when it is None the seed
+        tree's "splits" seed below `seed` (`workflow.seeds`)."""
+        if self.split_seed is None:
+            return derive_seed(self.seed, "splits")
+        return self.split_seed
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -71,6 +71,8 @@ from ssnas_tf.precision import precision_scope
 from ssnas_tf.workflow.lock import RunLock
 from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, StepCheckpoint, config_differences,
                                       finished_steps)
+from ssnas_tf.workflow import devices, reproducibility
+from ssnas_tf.workflow.seeds import SeedTree
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
@@ -101,6 +103,18 @@ def _in_precision(step):
 
 class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
+
+
+def _under_strategy(step):
+    """Runs a step in the scope of the run's tf.distribute strategy, so its
+    models and optimizers are created there (nothing changes for "none")."""
+    @functools.wraps(step)
+    def wrapper(self, *args, **kwargs):
+        if self.config.distribute == "none":
+            return step(self, *args, **kwargs)
+        with self.strategy.scope():
+            return step(self, *args, **kwargs)
+    return wrapper
 
 
 def _log(message):
@@ -143,9 +157,31 @@ class Run:
             with open(config_path) as f:
                 config = RunConfig.from_json(f.read(), source=config_path)
         self.config = config
+        # Every random source's seed comes from this tree (README: Reproducibility).
+        self.seeds = SeedTree(config.seed)
         self._dataset = None
         self._splits = None
         self._feature_names = None
+        self._determinism = None  # the settings in force, once a step set them
+        self._recorded_fingerprint = None
+        self._strategy = None
+
+    @property
+    def strategy(self):
+        """The `tf.distribute` strategy of `config.distribute`, created on first
+        use (a multi-worker one must exist before TensorFlow runs any op)."""
+        if self._strategy is None:
+            self._strategy = devices.make_strategy(self.config.distribute)
+        return self._strategy
+
+    def _distributed(self, model):
+        """`model` prepared for the run's strategy (synchronised batch norm
+        when asked for); returns it."""
+        if self.config.distribute == "none":
+            return model
+        if self.config.sync_batch_norm:
+            devices.synchronize_batch_norm(model)
+        return devices.follow_scope_strategy(model)
 
     def path(self, name):
         return os.path.join(self.directory, name)
@@ -248,7 +284,7 @@ class Run:
         c = self.config  # loads the data and checks the label fraction:
         splits = make_splits(self.dataset, c.method, c.label_fraction,
                              c.effective_split_seed, c.test_fraction)
-        fingerprint = self._fingerprint()
+        fingerprint = self._recorded_fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
             raise ValueError(
@@ -314,7 +350,8 @@ class Run:
         return step_callbacks(os.path.join(self.directory, "tensorboard", step), step)
 
     def _record(self, **entries):
-        """Merges `entries` into results.json (seconds are merged per step)."""
+        """Merges `entries` into results.json (seconds are merged per step),
+        with what reproducing it needs (`reproducibility`)."""
         path = self.path("results.json")
         results = {}
         if os.path.exists(path):
@@ -322,7 +359,8 @@ class Run:
                 results = json.load(f)
         seconds = results.get("seconds", {})
         seconds.update(entries.pop("seconds", {}))
-        results.update(entries, seconds=seconds)
+        record = self._reproducibility(results.get("reproducibility", {}))
+        results.update(entries, seconds=seconds, reproducibility=record)
         atomic_write_text(path, json.dumps(results, indent=2))
         return results
 
@@ -332,28 +370,72 @@ class Run:
             raise RunError(f"{path} not found: run `ssnas {step}` first")
         return keras.models.load_model(path)
 
-    def _seed(self, offset=0):
-        keras.utils.set_random_seed(self.config.seed + offset)
+    def configure_tensorflow(self):
+        """Op determinism and thread count of `config` for this process (each
+        step calls it; the CLI calls it first, before TensorFlow runs an op)."""
+        self._determinism = reproducibility.configure_determinism(
+            self.config.deterministic, self.config.threads)
+
+    def _begin(self, step):
+        """Determinism settings and the step's own initialisation seed; returns
+        the step's seed subtree (its data seeds come from it)."""
+        self.configure_tensorflow()
+        seeds = self.seeds.child(step)
+        keras.utils.set_random_seed(seeds.seed("init"))
+        return seeds
+
+    def _reproducibility(self, recorded):
+        """results.json's `reproducibility`: the seeds drawn by every step so
+        far (merged with `recorded`), determinism, versions, CPU, data."""
+        seeds = self.seeds.to_dict()
+        seeds["seeds"] = {**recorded.get("seed_tree", {}).get("seeds", {}),
+                          **seeds["seeds"], "splits": self.config.effective_split_seed}
+        determinism = self._determinism or recorded.get("determinism")
+        return {"seed_tree": seeds, "determinism": determinism,
+                "distribute": self._devices_record(recorded),
+                "dataset_fingerprint": self._dataset_fingerprint(),
+                **reproducibility.environment_record()}
+
+    def _devices_record(self, recorded):
+        if self._strategy is None and self.config.distribute != "none":
+            return recorded.get("distribute")
+        strategy = self._strategy or tf.distribute.get_strategy()
+        resolver = getattr(strategy, "cluster_resolver", None)
+        workers = (resolver.cluster_spec().num_tasks("worker") or 1
+                   if resolver is not None and resolver.cluster_spec().as_dict() else 1)
+        return {"strategy": self.config.distribute,
+                "replicas": strategy.num_replicas_in_sync, "workers": workers,
+                "sync_batch_norm": self.config.sync_batch_norm}
+
+    def _dataset_fingerprint(self):
+        # The fingerprint `start` stored with the splits (what they were drawn from).
+        if self._recorded_fingerprint is None:
+            path = self.path("splits.json")
+            if os.path.exists(path):
+                with open(path) as f:
+                    self._recorded_fingerprint = json.load(f).get("fingerprint")
+        return self._recorded_fingerprint
 
     # -- step 0: backbones -------------------------------------------------
 
     @_in_precision
+    @_under_strategy
     def train_backbones(self):
         c = self.config
         start = time.perf_counter()
-        self._seed(1)
+        seeds = self._begin("backbones")
         pool = np.union1d(self.splits.labeled, self.splits.unlabeled)
         weights = None if c.image_weights == "random" else c.image_weights
         custom = (backbones_lib.reference_backbones(self.dataset, weights)
                   if c.backbones == "reference" else None)
-        backbones = backbones_lib.build_backbones(self.dataset, pool, width=c.backbone_width,
-                                                  custom=custom)
+        backbones = self._distributed(backbones_lib.build_backbones(
+            self.dataset, pool, width=c.backbone_width, custom=custom))
         if c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
                  f"{c.backbone_epochs} epochs on {len(pool)} samples (labels unused)")
             backbones_lib.pretrain_backbones(
                 backbones, self.dataset, pool, self.augment_config,
-                epochs=c.backbone_epochs, batch_size=c.batch_size, seed=c.seed,
+                epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
                 max_steps_per_epoch=c.max_steps_per_epoch,
                 verbose=0 if self.verbose < 2 else 1)
         atomic_save_model(backbones, self.path("backbones.keras"))
@@ -367,6 +449,7 @@ class Run:
     # -- step 1: search ----------------------------------------------------
 
     @_in_precision
+    @_under_strategy
     def search(self):
         """Searches the architecture; writes genotype.json and its picture."""
         c, ds, s = self.config, self.dataset, self.splits
@@ -374,7 +457,7 @@ class Run:
         if not os.path.exists(self.path("backbones.keras")):
             self.train_backbones()
         backbones = self._frozen_backbones()
-        self._seed(2)
+        seeds = self._begin("search")
         network = SearchNetwork(
             list(backbones.output), num_cells=c.num_cells, num_steps=c.num_steps,
             multiplier=c.multiplier, node_multiplier=c.node_multiplier,
@@ -391,11 +474,11 @@ class Run:
         if ssl:
             def pipeline(index, seed, epoch=0):
                 return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
-                                  cap)
+                                  cap, deterministic=c.deterministic)
             # Fixed views of the valid split score each epoch's architecture:
             # the pipeline is deterministic, so each epoch recomputes the same
             # views (a .cache() would hold the whole split in memory).
-            held_out = pipeline(s.search_valid, c.seed + 1).take(
+            held_out = pipeline(s.search_valid, seeds.seed("valid_data")).take(
                 steps_per_epoch(len(s.search_valid), c.batch_size, cap))
             tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
                                       log_path=self.path("search_log.jsonl"))
@@ -404,13 +487,15 @@ class Run:
         else:
             def pipeline(index, seed, epoch=0):
                 return labeled_batches(ds, index, c.batch_size, seed, True, True,
-                                       start_epoch=epoch, max_steps=cap)
+                                       start_epoch=epoch, max_steps=cap,
+                                       deterministic=c.deterministic)
             scorer = self._f1_scorer(s.search_valid)
             tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max",
                                       log_path=self.path("search_log.jsonl"))
             validation = {}
             criterion = "validation weighted F1 (higher is better)"
-        model(next(iter(pipeline(s.search_train, c.seed)))[0])
+        self._distributed(model)(
+            next(iter(pipeline(s.search_train, seeds.seed("train_data"))))[0])
         model.compile(*reference_optimizers(steps, c.learning_rate, c.learning_rate * 1e-3,
                                             c.arch_learning_rate),
                       weight_decay=c.weight_decay, arch_weight_decay=c.arch_weight_decay,
@@ -424,8 +509,8 @@ class Run:
              f"genotype kept by {criterion}")
         checkpoint = self._fit(
             "search", model, lambda epoch: tf.data.Dataset.zip((
-                pipeline(s.search_train, c.seed, epoch),
-                pipeline(s.search_valid, c.seed + 1, epoch))),
+                pipeline(s.search_train, seeds.seed("train_data"), epoch),
+                pipeline(s.search_valid, seeds.seed("valid_data"), epoch))),
             c.search_epochs, steps, {"optimizer": model.optimizer,
                                      "arch_optimizer": model.arch_optimizer},
             identity=None, tracker=tracker, **validation)
@@ -507,6 +592,7 @@ class Run:
     # -- step 2: contrastive pretraining of the derived network -------------
 
     @_in_precision
+    @_under_strategy
     def pretrain(self, genotype_path=None):
         c, ds, s = self.config, self.dataset, self.splits
         genotype = self.load_genotype(genotype_path)
@@ -517,15 +603,16 @@ class Run:
         if not c.contrastive_pretraining:
             _log("[ssnas] pretrain: skipped (--no-contrastive-pretraining)")
             return self._record(seconds={"pretrain": 0.0})
-        self._seed(3)
+        seeds = self._begin("pretrain")
         encoder = self.build_encoder(genotype, self._frozen_backbones())
-        model = ContrastiveModel(encoder, ProjectionHead(c.projection_dim),
-                                 temperature=c.temperature)
+        model = self._distributed(ContrastiveModel(
+            encoder, ProjectionHead(c.projection_dim), temperature=c.temperature))
         steps = steps_per_epoch(len(s.unlabeled), c.batch_size, c.max_steps_per_epoch)
 
         def pairs(epoch):
             return view_pairs(ds, s.unlabeled, c.batch_size, self.augment_config,
-                              c.seed + 2, epoch, c.max_steps_per_epoch)
+                              seeds.seed("data"), epoch, c.max_steps_per_epoch,
+                              deterministic=c.deterministic)
         model(next(iter(pairs(0)))[0])
         model.compile(keras.optimizers.Adam(c.learning_rate), jit_compile=c.jit_compile)
         _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
@@ -543,23 +630,26 @@ class Run:
     # -- step 3: classifier ---------------------------------------------------
 
     @_in_precision
+    @_under_strategy
     def finetune(self, genotype_path=None):
         c, ds, s = self.config, self.dataset, self.splits
         # Validate everything before any training or writing.
         genotype = self.load_genotype(genotype_path)
         start = time.perf_counter()
+        seeds = self._begin("finetune")
         encoder, origin = self._finetune_encoder(genotype, genotype_path)
         logits = classifier_head(ds.num_classes)(encoder.output)
-        classifier = keras.Model(encoder.input, logits, name="classifier")
+        classifier = self._distributed(keras.Model(encoder.input, logits, name="classifier"))
         classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate),
                            loss=self.task.keras_loss(),
                            jit_compile=c.jit_compile)
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size, c.max_steps_per_epoch)
 
         def train(epoch):
-            return labeled_batches(ds, s.labeled, c.finetune_batch_size, c.seed + 3,
+            return labeled_batches(ds, s.labeled, c.finetune_batch_size, seeds.seed("data"),
                                    shuffle=True, repeat=True, start_epoch=epoch,
-                                   max_steps=c.max_steps_per_epoch)
+                                   max_steps=c.max_steps_per_epoch,
+                                   deterministic=c.deterministic)
         _log(f"[ssnas] finetune: classifier on the {origin} fusion network, "
              f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} "
              f"labeled samples")
@@ -580,7 +670,6 @@ class Run:
         An ssl run uses encoder.keras when it exists, and refuses it when it
         was built from another genotype than the one asked for.
         """
-        self._seed(4)  # the fusion network's initialisation, as before
         path = self.path("encoder.keras")
         wanted = self.config.method == "ssl" and self.config.contrastive_pretraining
         if wanted and os.path.exists(path):
@@ -603,11 +692,13 @@ class Run:
                 stacklevel=3)
         return self.build_encoder(genotype, self._frozen_backbones()), "random"
 
+    @_under_strategy
     def evaluate(self):
         """Scores the classifier on the held-out test split."""
         c, ds, s = self.config, self.dataset, self.splits
         start = time.perf_counter()
-        classifier = self._load("classifier.keras", "finetune")
+        self.configure_tensorflow()
+        classifier = self._distributed(self._load("classifier.keras", "finetune"))
         probs = self.task.probabilities(
             classifier.predict(model_inputs(ds, s.test), verbose=0))
         metrics = self.task.metrics(ds.labels[s.test], probs)
