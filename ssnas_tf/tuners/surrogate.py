@@ -30,6 +30,7 @@ from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
 from ssnas_tf.nas.model import DerivedNetwork
 from ssnas_tf.ssl.heads import classifier_head
 from ssnas_tf.tuners.search import OBJECTIVE, best_trial, score_f1  # noqa: F401
+from ssnas_tf.workflow.seeds import derive_seed
 
 PROJECT = "surrogate_tuner"
 MAX_INITIAL_POINTS = 5
@@ -115,7 +116,8 @@ class SurrogateHyperModel(keras_tuner.HyperModel):
         (x, y), (vx, vy) = train, valid
         batch = min(c.batch_size, len(y))
         data = tf.data.Dataset.from_tensor_slices(({n: x[n] for n in names}, y))
-        data = data.shuffle(len(y), seed=c.seed).batch(batch, drop_remainder=True)
+        data = data.shuffle(len(y), seed=derive_seed(c.seed, "search", "trial_data"))
+        data = data.batch(batch, drop_remainder=True)
         model.fit(data, epochs=max(1, c.search_epochs), verbose=0, shuffle=False)
         return {OBJECTIVE.name: score_f1(model, {n: vx[n] for n in names}, vy, self.task)}
 
@@ -140,6 +142,6 @@ def surrogate_search(dataset, backbones, train_index, valid_index, directory, co
     tuner = keras_tuner.BayesianOptimization(
         SurrogateHyperModel(shapes, config, task), objective=OBJECTIVE,
         max_trials=config.trials, num_initial_points=min(MAX_INITIAL_POINTS, config.trials),
-        seed=config.seed, directory=directory, project_name=project_name, overwrite=False)
+        seed=derive_seed(config.seed, "search", "tuner"), directory=directory, project_name=project_name, overwrite=False)
     tuner.search((train, y), (valid, vy), verbose=0)
     return tuner, list(shapes)

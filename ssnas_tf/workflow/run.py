@@ -551,7 +551,9 @@ class Run:
         """The run's genotype.json, the file at `path`, or a fusion preset
         ("preset:NAME[:SEED]", `ssnas_tf.nas.presets`); validated."""
         if presets.is_preset_spec(path):
-            name, seed = presets.parse_preset_spec(path, self.config.seed)
+            # Without a SEED, the seed `--method fixed` uses (workflow.baselines).
+            name, seed = presets.parse_preset_spec(
+                path, self.seeds.child("search").seed("preset"))
             return presets.preset_genotype(name, self._backbone_features(), seed)
         if path is not None and not os.path.exists(path):
             raise RunError(f"genotype file {path} not found")
