@@ -10,7 +10,10 @@ that `peak_rss_mb` is that batch size's own peak.
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
 
 Prints one JSON line per batch size: impl, precision, batch, step_ms_median,
-samples_per_s (train-batch samples per second), peak_rss_mb, trainable_params.
+samples_per_s (train-batch samples per second), cpu_ms_median (process CPU
+time per step, all threads) and samples_per_cpu_s, peak_rss_mb,
+trainable_params. On a machine shared with other work, the CPU-time figures
+are the steadier ones: wall time counts the waits for a core.
 """
 
 import argparse
@@ -70,17 +73,20 @@ def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
     step = tf.function(model.train_step, jit_compile=jit_compile)
     for _ in range(warmup):
         step((train, valid))
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         logs = step((train, valid))
         float(logs["loss"])  # wait for the step to finish
         times.append(time.perf_counter() - start)
-    median = float(np.median(times))
+        cpu_times.append(time.process_time() - cpu_start)
+    median, cpu_median = float(np.median(times)), float(np.median(cpu_times))
     params = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {"impl": "ssnas_tf" + ("+xla" if jit_compile else ""), "preset": preset,
             "precision": precision, "batch": batch, "step_ms_median": round(1000 * median, 2),
             "samples_per_s": round(batch / median, 1),
+            "cpu_ms_median": round(1000 * cpu_median, 2),
+            "samples_per_cpu_s": round(batch / cpu_median, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
             "steps": steps, "threads": os.cpu_count(),
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"}

@@ -52,8 +52,10 @@ _EXPORTS = {
     "load_dataset": "ssnas_tf.data",
     "nt_xent": "ssnas_tf.ssl.losses",
     "positive_retrieval_accuracy": "ssnas_tf.ssl.losses",
+    "precision_scope": "ssnas_tf.precision",
     "pretrain_backbones": "ssnas_tf.backbones.pretrain",
     "reference_optimizers": "ssnas_tf.nas.architect",
+    "simclr_loss": "ssnas_tf.ssl.contrastive_model",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

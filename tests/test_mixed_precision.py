@@ -138,3 +138,26 @@ def test_bfloat16_search_derives_the_float32_genotype():
         assert min(identity[:2]) - max(identity[2:]) > 0.3
         gamma = np.sort(w["gamma"][0, 0])
         assert gamma[-1] - gamma[-2] > 0.1
+
+
+def test_features_are_pooled_before_the_cast(monkeypatch):
+    """Backbone maps are pooled in float32 and cast after (exactly the same
+    result, as the cast is monotonic, for a fraction of the memory traffic)."""
+    from ssnas_tf.nas.feature_reshape import FeatureReshape
+    seen = []
+    original = FeatureReshape.pool
+
+    def spy(self, x):
+        seen.append(keras.backend.standardize_dtype(x.dtype))
+        return original(self, x)
+
+    monkeypatch.setattr(FeatureReshape, "pool", spy)
+    rng = np.random.default_rng(3)
+    features = {"img": rng.normal(size=(2, 8, 6, 3)).astype("float32"),
+                "vec": rng.normal(size=(2, 5)).astype("float32")}
+    with precision_scope("mixed_bfloat16"):
+        net = SearchNetwork(["img", "vec"], num_cells=1, num_steps=1, multiplier=1,
+                            channels=4, length=4)
+        out = net(features)
+    assert out.dtype == "bfloat16"
+    assert seen and all(dtype == "float32" for dtype in seen)

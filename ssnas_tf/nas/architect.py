@@ -95,6 +95,8 @@ class SearchModel(keras.Model):
     def __init__(self, network, head, objective="ssl", backbone=None,
                  temperature=0.1, multilabel=False, arch_order=1, **kwargs):
         super().__init__(**kwargs)
+        # Inputs reach the backbone / network uncast: they cast where cheapest.
+        self.autocast = False
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got '{objective}'")
         if arch_order not in (1, 2):

@@ -93,6 +93,10 @@ class FeatureReshape(layers.Layer):
         self.length = length
         self.dropout = dropout
         self.torch_defaults = torch_defaults
+        # Under mixed precision, pool in the input's dtype and cast after:
+        # max-pooling commutes with the (monotonic) cast, and casting the
+        # pooled map is much cheaper than casting a large backbone map.
+        self.autocast = False
 
     def build(self, input_shape):
         rank = len(input_shape)
@@ -129,7 +133,8 @@ class FeatureReshape(layers.Layer):
         return ops.broadcast_to(z[:, None, :], (ops.shape(z)[0], self.length, self.channels))
 
     def call(self, x, training=None):
-        z = self.dense(self.pool(x))
+        x = ops.cast(self.pool(x), self.compute_dtype)
+        z = self.dense(x)
         if self.repeat_vector_first:
             z = self.repeat(z)
         z = ops.relu(self.bn(z, training=training))

@@ -116,6 +116,7 @@ class DerivedNetwork(layers.Layer):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.torch_defaults = torch_defaults
+        self.autocast = False  # inputs stay as given: each FeatureReshape casts after pooling
         self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
                                               name=f"reshape_{name}")
                          for name in genotype.used_inputs}

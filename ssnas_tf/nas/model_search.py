@@ -226,6 +226,7 @@ class SearchNetwork(layers.Layer):
         self.primitives = tuple(primitives)
         self.attention_dropout = attention_dropout
         self.torch_defaults = torch_defaults
+        self.autocast = False  # inputs stay as given: each FeatureReshape casts after pooling
         self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
                                               name=f"reshape_{name}")
                          for name in self.input_names}
