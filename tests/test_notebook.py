@@ -187,19 +187,28 @@ def test_notebook_covers_the_walkthrough():
     assert "anecdotal" in text
 
 
+def execute_notebook(path, workdir, monkeypatch):
+    """Runs a notebook in a fresh kernel with `workdir` as its folder; returns it
+    with its outputs. Raises CellExecutionError on the first failing cell.
+
+    nbformat, nbclient and ipykernel come with the test extra: a missing one is
+    an error, not a skip, so CI cannot pass without running the notebooks.
+    """
+    import nbclient
+    import nbformat
+    # The kernel inherits the environment: make the checkout importable.
+    python_path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + python_path if python_path else ""))
+    notebook = nbformat.read(str(path), as_version=4)
+    nbclient.NotebookClient(notebook, timeout=1200, kernel_name="python3",
+                            resources={"metadata": {"path": str(workdir)}}).execute()
+    return notebook
+
+
 @pytest.mark.slow
 def test_notebook_executes(tmp_path, monkeypatch):
     """Runs the whole notebook in a fresh kernel, in a scratch folder."""
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    # The kernel inherits the environment: make the checkout importable.
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
-    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
-    client = nbclient.NotebookClient(notebook, timeout=1200, kernel_name="python3",
-                                     resources={"metadata": {"path": str(tmp_path)}})
-    client.execute()  # raises CellExecutionError on the first failing cell
+    notebook = execute_notebook(NOTEBOOK, tmp_path, monkeypatch)
 
     text = []
     for cell in notebook.cells:

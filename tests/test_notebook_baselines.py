@@ -3,13 +3,12 @@ in its table; the full execution (a few minutes on 2 cores) is marked slow."""
 
 import ast
 import json
-import os
 import pathlib
 import re
 
 import pytest
 
-from test_notebook import MAX_OUTPUT_BYTES, cell_source, strip_magics
+from test_notebook import MAX_OUTPUT_BYTES, cell_source, execute_notebook, strip_magics
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "baselines.ipynb"
@@ -55,14 +54,7 @@ def test_every_method_is_run():
 
 @pytest.mark.slow
 def test_notebook_executes(tmp_path, monkeypatch):
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    pytest.importorskip("ipykernel")
-    path = os.environ.get("PYTHONPATH", "")
-    monkeypatch.setenv("PYTHONPATH", str(ROOT) + (os.pathsep + path if path else ""))
-    notebook = nbformat.read(str(NOTEBOOK), as_version=4)
-    nbclient.NotebookClient(notebook, timeout=1200, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    notebook = execute_notebook(NOTEBOOK, tmp_path, monkeypatch)
     text = "\n".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")
     # one table row per method, with F1 and accuracy in [0, 1]
