@@ -35,10 +35,18 @@ def _config_flags(parser, per_run=True):
     --label-fraction, which the experiment sets per trial, and names the
     baselines' --trials --search-trials.
     """
-    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.config import BACKBONE_PRETRAINING, RunConfig
     defaults = RunConfig()
     g = parser.add_argument_group("run settings")
     _data_flags(parser, g, defaults, per_run)
+    g.add_argument("--backbone-pretraining", choices=BACKBONE_PRETRAINING,
+                   default="external" if not per_run else defaults.backbone_pretraining,
+                   help="shared: on all non-test samples; external: on a held-out "
+                        "share no method uses otherwise (the paper's setting; the "
+                        "experiment default); none: random frozen backbones")
+    g.add_argument("--external-fraction", type=float, default=defaults.external_fraction,
+                   help="share of the non-test samples held out by "
+                        "--backbone-pretraining external")
     _schedule_flags(g, defaults)
     _network_flags(g, defaults)
     _execution_flags(g, defaults)
@@ -179,7 +187,9 @@ def _config_from_args(args):
         contrastive_pretraining=args.contrastive_pretraining,
         max_steps_per_epoch=args.max_steps_per_epoch,
         deterministic=args.deterministic, threads=args.threads,
-        distribute=args.distribute, sync_batch_norm=args.sync_batch_norm)
+        distribute=args.distribute, sync_batch_norm=args.sync_batch_norm,
+        backbone_pretraining=args.backbone_pretraining,
+        external_fraction=args.external_fraction)
 
 
 def build_parser():

@@ -296,3 +296,62 @@ def test_no_contrastive_pretraining_skips_the_step(tmp_path):
     results = run.pretrain()
     assert results["seconds"]["pretrain"] == 0.0
     assert not os.path.exists(run.path("encoder.keras"))
+
+
+def _mfeat():
+    from ssnas_tf.data import load_dataset
+    return load_dataset("mfeat")
+
+
+def test_external_backbone_data_is_disjoint_from_every_other_split():
+    from ssnas_tf.data.splits import RunSplits, make_splits
+    data = _mfeat()
+    shared = make_splits(data, "ssl", 0.1, seed=5)
+    ext = make_splits(data, "ssl", 0.1, seed=5, external_fraction=0.2)
+    np.testing.assert_array_equal(ext.test, shared.test)  # same test split
+    pool = np.setdiff1d(np.arange(data.num_samples), ext.test)
+    assert len(ext.external) == round(0.2 * len(pool))
+    for name in ("test", "labeled", "unlabeled", "search_train", "search_valid"):
+        assert not np.intersect1d(ext.external, getattr(ext, name)).size, name
+    assert len(ext.labeled) + len(ext.unlabeled) + len(ext.external) == len(pool)
+    # Seeded, and round-trips through splits.json; shared runs write no "external".
+    again = make_splits(data, "supervised", 0.1, seed=5, external_fraction=0.2)
+    np.testing.assert_array_equal(again.external, ext.external)
+    assert "external" not in shared.to_dict() and "external" in ext.sizes()
+    back = RunSplits.from_dict(ext.to_dict(), data.num_samples)
+    np.testing.assert_array_equal(back.external, ext.external)
+    bad = ext.to_dict()
+    bad["external"] = bad["external"][:-1] + bad["labeled"][:1]
+    with pytest.raises(ValueError, match="labeled shares samples with external"):
+        RunSplits.from_dict(bad, data.num_samples)
+
+
+def test_backbone_pretraining_modes_pick_their_samples(tmp_path, monkeypatch):
+    from ssnas_tf import backbones as backbones_lib
+    from ssnas_tf.workflow.run import Run
+    seen = {}
+    monkeypatch.setattr(backbones_lib, "pretrain_backbones",
+                        lambda b, d, index, *a, **k: seen.setdefault("index", index))
+    for mode in ("external", "none", "shared"):
+        seen.clear()
+        run = Run(str(tmp_path / mode), RunConfig(
+            backbone_pretraining=mode, backbone_epochs=1, backbone_width=4,
+            dataset_options={"views": ["fou", "mor"]}), verbose=0)
+        run.start()
+        run.train_backbones()
+        s = run.splits
+        if mode == "external":
+            np.testing.assert_array_equal(seen["index"], s.external)
+        elif mode == "shared":
+            np.testing.assert_array_equal(seen["index"], np.union1d(s.labeled, s.unlabeled))
+        else:
+            assert seen == {}  # random, frozen backbones: no pretraining
+
+
+def test_the_experiment_defaults_to_external_backbones():
+    from ssnas_tf.cli import _experiment_from_args, build_parser
+    args = build_parser().parse_args(["experiment", "--output", "x"])
+    assert _experiment_from_args(args).base.backbone_pretraining == "external"
+    assert build_parser().parse_args(["run"]).backbone_pretraining == "shared"
+    with pytest.raises(ValueError, match="--backbone-pretraining must be one of"):
+        RunConfig(backbone_pretraining="imagenet")

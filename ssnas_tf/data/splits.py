@@ -31,6 +31,8 @@ import numpy as np
 # Seeds the search halves apart from the labeled draw: which samples are
 # labeled (and how many per class) cannot move them.
 _SEARCH_STREAM = 1
+# Seeds the external backbone-pretraining part apart from the other draws.
+_EXTERNAL_STREAM = 2
 
 
 def _strata(labels, multilabel):
@@ -63,19 +65,30 @@ def stratified_take(index, strata, fraction, rng, keep_both_sides=True):
 
 @dataclasses.dataclass(frozen=True)
 class RunSplits:
-    """Sample indices of one run; all disjoint from `test`."""
+    """Sample indices of one run; all disjoint from `test`.
+
+    `external` (empty unless --backbone-pretraining external) is disjoint from
+    every other split: only the backbone pretraining sees it.
+    """
 
     test: np.ndarray
     labeled: np.ndarray
     unlabeled: np.ndarray
     search_train: np.ndarray
     search_valid: np.ndarray
+    external: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, np.int64))
+
+    def _fields(self):
+        # `external` only when there is one: other runs' files stay as before.
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k != "external" or len(v)}
 
     def to_dict(self) -> Dict[str, list]:
-        return {k: v.tolist() for k, v in dataclasses.asdict(self).items()}
+        return {k: v.tolist() for k, v in self._fields().items()}
 
     def sizes(self) -> Dict[str, int]:
-        return {k: len(v) for k, v in dataclasses.asdict(self).items()}
+        return {k: len(v) for k, v in self._fields().items()}
 
     @classmethod
     def from_dict(cls, data, num_samples, source="splits.json"):
@@ -90,7 +103,7 @@ class RunSplits:
             raise ValueError(f"{source}: expected a JSON object")
         splits = {}
         for field in dataclasses.fields(cls):
-            values = data.get(field.name)
+            values = data.get(field.name, [] if field.name == "external" else None)
             if not isinstance(values, list) or not all(
                     type(v) is int and 0 <= v < num_samples for v in values):
                 raise ValueError(
@@ -98,8 +111,9 @@ class RunSplits:
                     f"[0, {num_samples})")
             splits[field.name] = np.asarray(values, dtype=np.int64)
         for name, index in splits.items():
-            if name != "test" and np.intersect1d(index, splits["test"]).size:
-                raise ValueError(f"{source}: {name} shares samples with test")
+            for other in ("test", "external"):
+                if name != other and np.intersect1d(index, splits[other]).size:
+                    raise ValueError(f"{source}: {name} shares samples with {other}")
         return cls(**splits)
 
 
@@ -109,8 +123,13 @@ def check_label_fraction(label_fraction):
             f"--label-fraction must be in (0, 1], got {label_fraction}")
 
 
-def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25):
+def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25,
+                external_fraction=0.0):
     """The run's splits, reproducible from `seed`.
+
+    With `external_fraction` > 0, a seeded random (label-free) share of the
+    non-test samples is set aside first as `external`, for the backbone
+    pretraining alone; the label fraction applies to what is left.
 
     Raises:
         ValueError: label_fraction outside (0, 1], or a fraction that leaves a
@@ -125,6 +144,7 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25):
     else:
         test, pool = stratified_take(everything, _strata(dataset.labels, dataset.multilabel),
                                      test_fraction, rng)
+    external, pool = _take_external(pool, external_fraction, seed)
     if label_fraction >= 1:
         labeled, unlabeled = pool, pool
     else:
@@ -137,7 +157,21 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25):
                                              keep_both_sides=False)
     _check_every_class_labeled(dataset, pool, labeled, label_fraction)
     search_valid, search_train = search_split(dataset, method, labeled, unlabeled, seed)
-    return RunSplits(test, labeled, unlabeled, search_train, search_valid)
+    return RunSplits(test, labeled, unlabeled, search_train, search_valid, external)
+
+
+def _take_external(pool, fraction, seed):
+    """(external, rest): a seeded random `fraction` of `pool`, labels unread."""
+    if not fraction:
+        return np.zeros(0, np.int64), pool
+    if not 0 < fraction < 1:
+        raise ValueError(f"--external-fraction must be in (0, 1), got {fraction}")
+    order = pool[np.random.default_rng([seed, _EXTERNAL_STREAM]).permutation(len(pool))]
+    count = int(round(fraction * len(pool)))
+    if not 0 < count < len(pool):
+        raise ValueError(f"--external-fraction {fraction} of {len(pool)} non-test "
+                         f"samples leaves one side empty")
+    return np.sort(order[:count]).astype(np.int64), np.sort(order[count:]).astype(np.int64)
 
 
 def search_split(dataset, method, labeled, unlabeled, seed):

@@ -12,6 +12,7 @@ from ssnas_tf.precision import check_precision
 
 # ssl and supervised: workflow.run; the baselines: workflow.baselines.
 METHODS = ("ssl", "supervised", "fixed", "surrogate", "randomnet")
+BACKBONE_PRETRAINING = ("shared", "external", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +43,15 @@ class RunConfig:
         pretrain_epochs: contrastive pretraining of the derived network
             (>= 1 for ssl; unused by supervised).
         finetune_epochs: classifier training epochs (>= 1).
+        backbone_pretraining: how the backbones are pretrained (unimodal
+            SimCLR, labels unused). "shared": on all non-test samples, which
+            every method also searches/trains on. "external": on a seeded
+            random `external_fraction` of the non-test samples that no
+            method then uses for search, pretraining, classifier training or
+            testing (the analogue of the paper's ImageNet / external text
+            extractors; the experiment default). "none": random, frozen
+            backbones. Defaults to "shared".
+        external_fraction: the share set aside by "external". Defaults to 0.2.
         contrastive_pretraining: ssl only: False skips the contrastive
             pretraining of the derived network, so the classifier trains a
             freshly initialised fusion network (the paper's Experiment 2).
@@ -149,6 +159,8 @@ class RunConfig:
     precision: str = "float32"
     arch_order: int = 1
     split_seed: Optional[int] = None
+    backbone_pretraining: str = "shared"
+    external_fraction: float = 0.2
     contrastive_pretraining: bool = True
     deterministic: bool = True
     threads: Optional[int] = None
@@ -193,6 +205,12 @@ class RunConfig:
         if not 0 < self.threshold < 1:
             raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
         self._check_backbones()
+        if self.backbone_pretraining not in BACKBONE_PRETRAINING:
+            raise ValueError(f"--backbone-pretraining must be one of "
+                             f"{BACKBONE_PRETRAINING}, got '{self.backbone_pretraining}'")
+        if not 0 < self.external_fraction < 1:
+            raise ValueError(f"--external-fraction must be in (0, 1), got "
+                             f"{self.external_fraction}")
         if self.split_seed is not None and not 0 <= self.split_seed < 2 ** 32:
             raise ValueError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:

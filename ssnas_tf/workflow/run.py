@@ -282,8 +282,10 @@ class Run:
                 f"{self.directory} already holds the results of a run; choose "
                 f"another --output or pass --overwrite")
         c = self.config  # loads the data and checks the label fraction:
-        splits = make_splits(self.dataset, c.method, c.label_fraction,
-                             c.effective_split_seed, c.test_fraction)
+        splits = make_splits(
+            self.dataset, c.method, c.label_fraction, c.effective_split_seed,
+            c.test_fraction,
+            c.external_fraction if c.backbone_pretraining == "external" else 0.0)
         fingerprint = self._recorded_fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
@@ -425,14 +427,19 @@ class Run:
         start = time.perf_counter()
         seeds = self._begin("backbones")
         pool = np.union1d(self.splits.labeled, self.splits.unlabeled)
+        if c.backbone_pretraining == "external":
+            pool = self.splits.external  # no method sees these samples again
         weights = None if c.image_weights == "random" else c.image_weights
         custom = (backbones_lib.reference_backbones(self.dataset, weights)
                   if c.backbones == "reference" else None)
         backbones = self._distributed(backbones_lib.build_backbones(
             self.dataset, pool, width=c.backbone_width, custom=custom))
-        if c.backbone_epochs:
+        if c.backbone_pretraining == "none":
+            _log("[ssnas] backbones: random and frozen (--backbone-pretraining none)")
+        elif c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
-                 f"{c.backbone_epochs} epochs on {len(pool)} samples (labels unused)")
+                 f"{c.backbone_epochs} epochs on {len(pool)} {c.backbone_pretraining} "
+                 f"samples (labels unused)")
             backbones_lib.pretrain_backbones(
                 backbones, self.dataset, pool, self.augment_config,
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
