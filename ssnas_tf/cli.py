@@ -141,6 +141,8 @@ def _execution_flags(g, defaults):
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --output directory that holds a run "
                         "(without it, a run with the same settings is resumed)")
+    g.add_argument("--labels-per-class", type=int, default=None, metavar="K",
+                   help="K labeled samples per class instead of --label-fraction")
     g.add_argument("--no-contrastive-pretraining", dest="contrastive_pretraining",
                    action="store_false",
                    help="ssl: skip the contrastive pretraining of the derived network "
@@ -189,7 +191,8 @@ def _config_from_args(args):
         deterministic=args.deterministic, threads=args.threads,
         distribute=args.distribute, sync_batch_norm=args.sync_batch_norm,
         backbone_pretraining=args.backbone_pretraining,
-        external_fraction=args.external_fraction)
+        external_fraction=args.external_fraction,
+        labels_per_class=args.labels_per_class)
 
 
 def build_parser():

@@ -116,17 +116,16 @@ def test_label_fraction_outside_unit_interval(command, fraction, run_copy, capsy
     assert snapshot(run_copy) == before
 
 
-def test_label_fraction_that_leaves_classes_unlabeled(run_copy, capsys):
+def test_labels_per_class_below_one(run_copy, capsys):
     before = snapshot(run_copy)
-    # mfeat: 150 pool samples per digit, and 0.002 * 150 rounds to 0.
-    fails(["run", "--label-fraction", "0.002", "--output", run_copy, "--overwrite"],
-          capsys, "--label-fraction 0.002", "without a labeled sample")
+    fails(["run", "--labels-per-class", "0", "--output", run_copy, "--overwrite"],
+          capsys, "--labels-per-class must be >= 1")
     assert snapshot(run_copy) == before
 
 
 @pytest.mark.parametrize("argv, needles", [
     (["--label-fraction", "0"], ["--label-fraction"]),
-    (["--label-fraction", "0.002"], ["without a labeled sample"]),
+    (["--labels-per-class", "0"], ["--labels-per-class"]),
     (["--dataset", "nosuchdata"], ["unknown dataset"]),
     (["--dataset", "avmnist", "--data-dir", "/nonexistent/av"], ["/nonexistent/av"]),
 ])

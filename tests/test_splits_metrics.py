@@ -247,17 +247,16 @@ def test_label_fraction_outside_unit_interval(kind, r):
         make_splits(_datasets()[kind], "ssl", r, seed=0)
 
 
-def test_fraction_leaving_a_class_unlabeled_names_it():
-    # c3 has 8 samples: 6 in the pool, round(0.05 * 6) = 0 labeled.
+def test_small_class_gets_at_least_one_label():
+    # c3 has 8 samples: 6 in the pool, round(0.05 * 6) = 0, raised to 1
+    # (issue 10: at least one labeled sample per class present in the pool).
     ds = _single_label(counts=(200, 200, 200, 8))
-    with pytest.raises(ValueError, match="--label-fraction") as err:
-        make_splits(ds, "ssl", 0.05, seed=0)
-    message = str(err.value)
-    assert "c3" in message
-    assert "c0" not in message and "c1" not in message
+    s = make_splits(ds, "ssl", 0.05, seed=0)
+    counts = np.bincount(ds.labels[s.labeled], minlength=4)
+    assert counts[3] == 1 and all(counts[:3] == round(0.05 * 150))
 
 
-def test_fraction_leaving_a_label_unlabeled_names_it():
+def test_rare_label_gets_a_labeled_positive():
     rng = np.random.default_rng(0)
     labels = np.zeros((400, 3), np.int64)
     labels[:, 0] = 1
@@ -266,17 +265,15 @@ def test_fraction_leaving_a_label_unlabeled_names_it():
     ds = MultimodalDataset(
         name="rare", inputs={"v": np.zeros((400, 2), np.float32)}, kinds={"v": "vector"},
         labels=labels, label_names=["common", "middle", "rare_label"], multilabel=True)
-    with pytest.raises(ValueError, match="rare_label") as err:
-        make_splits(ds, "ssl", 0.05, seed=0)
-    assert "--label-fraction" in str(err.value)
+    # The rare label's stratum still gets one labeled sample (issue 10).
+    s = make_splits(ds, "ssl", 0.05, seed=0)
+    assert labels[s.labeled, 2].sum() >= 1
 
 
-def test_mfeat_fraction_too_small(mfeat):
-    # 150 pool samples per digit: 0.002 * 150 rounds to 0 for every digit.
-    with pytest.raises(ValueError, match="--label-fraction") as err:
-        make_splits(mfeat, "ssl", 0.002, seed=0)
-    assert "class" in str(err.value)
-    assert all(name in str(err.value) for name in mfeat.label_names)
+def test_mfeat_tiny_fraction_labels_one_sample_per_digit(mfeat):
+    # 150 pool samples per digit: 0.002 * 150 rounds to 0, raised to 1.
+    s = make_splits(mfeat, "ssl", 0.002, seed=0)
+    assert np.bincount(mfeat.labels[s.labeled], minlength=10).tolist() == [1] * 10
 
 
 # -- metrics ------------------------------------------------------------------

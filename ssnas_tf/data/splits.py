@@ -24,6 +24,7 @@ method reads the labeled part's labels anyway.
 """
 
 import dataclasses
+import warnings
 from typing import Dict
 
 import numpy as np
@@ -124,12 +125,15 @@ def check_label_fraction(label_fraction):
 
 
 def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25,
-                external_fraction=0.0):
+                external_fraction=0.0, labels_per_class=None):
     """The run's splits, reproducible from `seed`.
 
     With `external_fraction` > 0, a seeded random (label-free) share of the
     non-test samples is set aside first as `external`, for the backbone
     pretraining alone; the label fraction applies to what is left.
+
+    The labeled part takes round(r * n) samples of each class (stratum) of n
+    pool samples, and at least one; with `labels_per_class` K, min(K, n).
 
     Raises:
         ValueError: label_fraction outside (0, 1], or a fraction that leaves a
@@ -145,7 +149,7 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25,
         test, pool = stratified_take(everything, _strata(dataset.labels, dataset.multilabel),
                                      test_fraction, rng)
     external, pool = _take_external(pool, external_fraction, seed)
-    if label_fraction >= 1:
+    if label_fraction >= 1 and labels_per_class is None:
         labeled, unlabeled = pool, pool
     else:
         # Strata from the pool's labels only (test labels never steer it). No
@@ -153,9 +157,11 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25,
         # error below, not silently raised.
         strata = np.zeros(dataset.num_samples, np.int64)
         strata[pool] = _strata(dataset.labels[pool], dataset.multilabel)
-        labeled, unlabeled = stratified_take(pool, strata, label_fraction, rng,
-                                             keep_both_sides=False)
-    _check_every_class_labeled(dataset, pool, labeled, label_fraction)
+        labeled, unlabeled = _draw_labeled(pool, strata, label_fraction,
+                                           labels_per_class, rng)
+    flag = (f"--labels-per-class {labels_per_class}" if labels_per_class
+            else f"--label-fraction {label_fraction}")
+    _check_every_class_labeled(dataset, pool, labeled, flag)
     search_valid, search_train = search_split(dataset, method, labeled, unlabeled, seed)
     return RunSplits(test, labeled, unlabeled, search_train, search_valid, external)
 
@@ -172,6 +178,21 @@ def _take_external(pool, fraction, seed):
         raise ValueError(f"--external-fraction {fraction} of {len(pool)} non-test "
                          f"samples leaves one side empty")
     return np.sort(order[:count]).astype(np.int64), np.sort(order[count:]).astype(np.int64)
+
+
+def _draw_labeled(pool, strata, fraction, per_class, rng):
+    """(labeled, unlabeled): per stratum of n, round(fraction * n) samples, or
+    `per_class`; at least one and at most n. The random draws are those of
+    `stratified_take`, so a fraction that gives every class a label draws the
+    same samples as before the minimum existed."""
+    taken = []
+    for value in np.unique(strata[pool]):
+        members = pool[strata[pool] == value]
+        members = members[rng.permutation(len(members))]
+        count = per_class if per_class else int(round(fraction * len(members)))
+        taken.append(members[:min(max(count, 1), len(members))])
+    labeled = np.sort(np.concatenate(taken)).astype(np.int64)
+    return labeled, np.setdiff1d(pool, labeled).astype(np.int64)
 
 
 def search_split(dataset, method, labeled, unlabeled, seed):
@@ -194,6 +215,12 @@ def search_split(dataset, method, labeled, unlabeled, seed):
         strata = np.zeros(dataset.num_samples, np.int64)
         strata[searched] = _strata(dataset.labels[searched], dataset.multilabel)
         search_valid, search_train = stratified_take(searched, strata, 0.5, rng)
+        if (len(search_valid) == 0 or len(search_train) == 0) and len(searched) >= 2:
+            # One label per class (tiny r): no stratum can be halved, so
+            # halve the labeled set at random instead.
+            order = searched[rng.permutation(len(searched))]
+            half = len(searched) // 2
+            search_valid, search_train = np.sort(order[:half]), np.sort(order[half:])
     if len(search_train) == 0 or len(search_valid) == 0:
         raise ValueError(
             f"{len(searched)} samples are too few to split into search "
@@ -201,9 +228,14 @@ def search_split(dataset, method, labeled, unlabeled, seed):
     return search_valid.astype(np.int64), search_train.astype(np.int64)
 
 
-def _check_every_class_labeled(dataset, pool, labeled, label_fraction):
+def _check_every_class_labeled(dataset, pool, labeled, flag):
     """Every class that occurs in the pool must have a labeled sample (test
-    labels are not read: a class seen only in the test split is no error)."""
+    labels are not read: a class seen only in the test split is no error).
+
+    The draw gives every single-label class one; a multi-label class can still
+    miss out (strata follow each sample's rarest label), which is a warning
+    naming the classes: their F1 will be 0, but the run is valid.
+    """
     labels, pool_labels = dataset.labels[labeled], dataset.labels[pool]
     if dataset.multilabel:
         present = labels.sum(axis=0) > 0
@@ -212,8 +244,12 @@ def _check_every_class_labeled(dataset, pool, labeled, label_fraction):
         present = np.bincount(labels, minlength=dataset.num_classes) > 0
         wanted = np.bincount(pool_labels, minlength=dataset.num_classes) > 0
     missing = [dataset.label_names[i] for i in np.flatnonzero(wanted & ~present)]
-    if missing:
-        raise ValueError(
-            f"--label-fraction {label_fraction} leaves {len(missing)} class(es) "
-            f"without a labeled sample ({', '.join(map(str, missing[:10]))}); "
-            f"raise the fraction")
+    if not missing:
+        return
+    message = (f"{flag} leaves {len(missing)} class(es) without a labeled "
+               f"sample ({', '.join(map(str, missing[:10]))})")
+    if dataset.multilabel:
+        warnings.warn(message + ": no labeled positive; the classifier never sees "
+                      "them", RuntimeWarning, stacklevel=3)
+        return
+    raise ValueError(message + "; raise the fraction")

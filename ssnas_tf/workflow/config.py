@@ -52,6 +52,8 @@ class RunConfig:
             extractors; the experiment default). "none": random, frozen
             backbones. Defaults to "shared".
         external_fraction: the share set aside by "external". Defaults to 0.2.
+        labels_per_class: K labeled samples per class (all of a smaller
+            class) instead of the fraction `label_fraction`. Defaults to None.
         contrastive_pretraining: ssl only: False skips the contrastive
             pretraining of the derived network, so the classifier trains a
             freshly initialised fusion network (the paper's Experiment 2).
@@ -161,6 +163,7 @@ class RunConfig:
     split_seed: Optional[int] = None
     backbone_pretraining: str = "shared"
     external_fraction: float = 0.2
+    labels_per_class: Optional[int] = None
     contrastive_pretraining: bool = True
     deterministic: bool = True
     threads: Optional[int] = None
@@ -211,6 +214,8 @@ class RunConfig:
         if not 0 < self.external_fraction < 1:
             raise ValueError(f"--external-fraction must be in (0, 1), got "
                              f"{self.external_fraction}")
+        if self.labels_per_class is not None and self.labels_per_class < 1:
+            raise ValueError(f"--labels-per-class must be >= 1, got {self.labels_per_class}")
         if self.split_seed is not None and not 0 <= self.split_seed < 2 ** 32:
             raise ValueError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:

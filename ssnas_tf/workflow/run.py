@@ -101,6 +101,21 @@ def _in_precision(step):
             return step(self, *args, **kwargs)
     return wrapper
 
+# The supervised search takes at least this many steps per epoch when its
+# labeled half allows batches of MIN_SEARCH_BATCH.
+MIN_SEARCH_STEPS = 4
+MIN_SEARCH_BATCH = 4
+
+
+def search_batch_size(num_samples, batch_size):
+    """The supervised search batch: `batch_size`, or smaller when that would
+    give fewer than MIN_SEARCH_STEPS steps per epoch (few labels), but no
+    smaller than MIN_SEARCH_BATCH (or the half itself)."""
+    if math.ceil(num_samples / batch_size) >= MIN_SEARCH_STEPS:
+        return batch_size
+    return max(min(MIN_SEARCH_BATCH, num_samples), num_samples // MIN_SEARCH_STEPS)
+
+
 class RunError(RuntimeError):
     """A step cannot run: a missing or invalid artifact of an earlier step."""
 
@@ -285,7 +300,8 @@ class Run:
         splits = make_splits(
             self.dataset, c.method, c.label_fraction, c.effective_split_seed,
             c.test_fraction,
-            c.external_fraction if c.backbone_pretraining == "external" else 0.0)
+            c.external_fraction if c.backbone_pretraining == "external" else 0.0,
+            c.labels_per_class)
         fingerprint = self._recorded_fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
@@ -477,7 +493,8 @@ class Run:
                             temperature=c.temperature, multilabel=self.task.multilabel,
                             arch_order=c.arch_order)
         cap = c.max_steps_per_epoch
-        steps = steps_per_epoch(len(s.search_train), c.batch_size, cap)
+        batch = c.batch_size if ssl else search_batch_size(len(s.search_train), c.batch_size)
+        steps = steps_per_epoch(len(s.search_train), batch, cap)
         if ssl:
             def pipeline(index, seed, epoch=0):
                 return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
@@ -493,7 +510,7 @@ class Run:
             criterion = "validation contrastive loss (lower is better)"
         else:
             def pipeline(index, seed, epoch=0):
-                return labeled_batches(ds, index, c.batch_size, seed, True, True,
+                return labeled_batches(ds, index, batch, seed, True, True,
                                        start_epoch=epoch, max_steps=cap,
                                        deterministic=c.deterministic)
             scorer = self._f1_scorer(s.search_valid)
