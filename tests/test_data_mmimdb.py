@@ -386,3 +386,20 @@ def test_raw_archive_errors(tmp_path):
     os.remove(root / "split.json")
     with pytest.raises(DataError, match=r"split\.json not found"):
         load_mmimdb(tmp_path)
+
+
+def test_preprocessing_a_client_must_repeat_is_stated(hdf5_dir, tmp_path):
+    """serving_info.json takes these steps: each source and kind states its own."""
+    from ssnas_tf.serving.preprocessing import client_steps
+
+    published = load_mmimdb(hdf5_dir / "multimodal_imdb.hdf5", max_samples=9)
+    assert "Caffe" in client_steps(published, "image")[0]
+    assert "+2" in client_steps(published, "text")[0]
+    features = load_mmimdb(hdf5_dir / "multimodal_imdb.hdf5", text="features",
+                           image="vgg_features", max_samples=9)
+    assert "word2vec" in client_steps(features, "text")[0]
+    assert "VGG16" in client_steps(features, "image")[0]
+    _write_raw(tmp_path)
+    raw = load_mmimdb(tmp_path, image_size=(16, 10), verbose=False)
+    assert any("Lanczos" in s and "10x16" in s for s in client_steps(raw, "image"))
+    assert "raw text" in client_steps(raw, "text")[0]

@@ -211,6 +211,7 @@ def _load_hdf5(path, text, image, max_tokens, max_samples, chunk_size,
                     f"mmimdb: {path} key 'sequences' has word id "
                     f"{top - _SHIFT} but {metadata_path} has vocab_size "
                     f"{len(extras['vocabulary']) - _SHIFT}")
+    extras["preprocessing"] = preprocessing_steps("hdf5", kinds["text"], kinds.get("image"))
     return MultimodalDataset(
         name="mmimdb", inputs=inputs, kinds=kinds, labels=labels,
         label_names=label_names, multilabel=True, splits=splits, extras=extras)
@@ -518,7 +519,45 @@ def _load_raw(root, text, image, max_samples, image_size, verbose):
     return MultimodalDataset(
         name="mmimdb", inputs=inputs, kinds=kinds, labels=labels,
         label_names=GENRES, multilabel=True, splits=splits,
-        extras={"imdb_ids": ids})
+        extras={"imdb_ids": ids, "preprocessing": preprocessing_steps(
+            "raw", "text", kinds.get("image"), image_size)})
+
+
+def preprocessing_steps(source, text_kind, image_kind, image_size=(256, 160)):
+    """What a serving client must repeat on its own data (extras["preprocessing"]).
+
+    Args:
+        source: "hdf5" (the published file) or "raw" (the archive's JPEGs).
+        text_kind: the `text` input's kind ("sequence", "vector" or "text").
+        image_kind: the `image` input's kind ("image", "vector") or None.
+        image_size: (height, width) of the raw path's posters.
+    """
+    steps = {}
+    if image_kind == "image" and source == "hdf5":
+        steps["image"] = [
+            "the published file's posters: 8-bit RGB (the stored BGR, "
+            "Caffe-mean-subtracted int32 values converted back), uint8 "
+            "(256, 160, 3); a client resizes its poster to 160x256 (width x "
+            "height) as the MM-IMDB authors did"]
+    elif image_kind == "image":
+        height, width = image_size
+        steps["image"] = [
+            "decoded with PIL and converted to RGB",
+            f"centre-cropped to the {width}:{height} aspect ratio, then resized "
+            f"to {width}x{height} with PIL Lanczos; uint8 ({height}, {width}, 3)"]
+    elif image_kind == "vector":
+        steps["image"] = ["the file's 4096-d VGG16 fc7 features of the poster"]
+    if text_kind == "sequence":
+        steps["text"] = [
+            "word ids of the plot in the file's vocabulary (metadata.npy), each "
+            f"shifted by +{_SHIFT} (0 = padding, 1 = mask/OOV; the export's "
+            "text_vocabulary.txt lists the shifted ids), at most max_tokens ids"]
+    elif text_kind == "vector":
+        steps["text"] = ["the mean word2vec (300-d) vector of the plot's words, "
+                         "as in the file's 'features'"]
+    else:
+        steps["text"] = ["the longest of the movie's plot strings, as raw text"]
+    return steps
 
 
 def _read_poster(path, image_size):
