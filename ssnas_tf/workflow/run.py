@@ -475,49 +475,15 @@ class Run:
     @_under_strategy
     def search(self):
         """Searches the architecture; writes genotype.json and its picture."""
-        c, ds, s = self.config, self.dataset, self.splits
+        c, s = self.config, self.splits
         start = time.perf_counter()
         if not os.path.exists(self.path("backbones.keras")):
             self.train_backbones()
         backbones = self._frozen_backbones()
         seeds = self._begin("search")
-        network = SearchNetwork(
-            list(backbones.output), num_cells=c.num_cells, num_steps=c.num_steps,
-            multiplier=c.multiplier, node_multiplier=c.node_multiplier,
-            channels=c.channels, length=c.length, dropout=c.dropout,
-            primitives=c.primitives, attention_dropout=c.attention_dropout,
-            torch_defaults=c.torch_defaults)
-        ssl = c.method == "ssl"
-        head = ProjectionHead(c.projection_dim) if ssl else classifier_head(ds.num_classes)
-        model = SearchModel(network, head, objective=c.method, backbone=backbones,
-                            temperature=c.temperature, multilabel=self.task.multilabel,
-                            arch_order=c.arch_order)
-        cap = c.max_steps_per_epoch
-        batch = c.batch_size if ssl else search_batch_size(len(s.search_train), c.batch_size)
-        steps = steps_per_epoch(len(s.search_train), batch, cap)
-        if ssl:
-            def pipeline(index, seed, epoch=0):
-                return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
-                                  cap, deterministic=c.deterministic)
-            # Fixed views of the valid split score each epoch's architecture:
-            # the pipeline is deterministic, so each epoch recomputes the same
-            # views (a .cache() would hold the whole split in memory).
-            held_out = pipeline(s.search_valid, seeds.seed("valid_data")).take(
-                steps_per_epoch(len(s.search_valid), c.batch_size, cap))
-            tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
-                                      log_path=self.path("search_log.jsonl"))
-            validation = dict(validation_data=held_out)
-            criterion = "validation contrastive loss (lower is better)"
-        else:
-            def pipeline(index, seed, epoch=0):
-                return labeled_batches(ds, index, batch, seed, True, True,
-                                       start_epoch=epoch, max_steps=cap,
-                                       deterministic=c.deterministic)
-            scorer = self._f1_scorer(s.search_valid)
-            tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max",
-                                      log_path=self.path("search_log.jsonl"))
-            validation = {}
-            criterion = "validation weighted F1 (higher is better)"
+        model = self._search_model(backbones)
+        network = model.network
+        pipeline, steps, tracker, validation, criterion = self._search_data(seeds)
         self._distributed(model)(
             next(iter(pipeline(s.search_train, seeds.seed("train_data"))))[0])
         model.compile(*reference_optimizers(steps, c.learning_rate, c.learning_rate * 1e-3,
@@ -550,6 +516,56 @@ class Run:
             seconds={"search": seconds})
         checkpoint.finish()
         return results
+
+    def _search_model(self, backbones):
+        """The search network over the backbones' features, with the method's head."""
+        c = self.config
+        network = SearchNetwork(
+            list(backbones.output), num_cells=c.num_cells, num_steps=c.num_steps,
+            multiplier=c.multiplier, node_multiplier=c.node_multiplier,
+            channels=c.channels, length=c.length, dropout=c.dropout,
+            primitives=c.primitives, attention_dropout=c.attention_dropout,
+            torch_defaults=c.torch_defaults)
+        head = (ProjectionHead(c.projection_dim) if c.method == "ssl"
+                else classifier_head(self.dataset.num_classes))
+        return SearchModel(network, head, objective=c.method, backbone=backbones,
+                           temperature=c.temperature, multilabel=self.task.multilabel,
+                           arch_order=c.arch_order)
+
+    def _search_data(self, seeds):
+        """The method's batches, steps per epoch and genotype criterion.
+
+        Returns:
+            (pipeline(index, seed, epoch), steps, tracker, fit validation
+            kwargs, criterion description).
+        """
+        c, ds, s = self.config, self.dataset, self.splits
+        cap = c.max_steps_per_epoch
+        ssl = c.method == "ssl"
+        batch = c.batch_size if ssl else search_batch_size(len(s.search_train), c.batch_size)
+        steps = steps_per_epoch(len(s.search_train), batch, cap)
+        log_path = self.path("search_log.jsonl")
+        if ssl:
+            def pipeline(index, seed, epoch=0):
+                return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
+                                  cap, deterministic=c.deterministic)
+            # Fixed views of the valid split score each epoch's architecture:
+            # the pipeline is deterministic, so each epoch recomputes the same
+            # views (a .cache() would hold the whole split in memory).
+            held_out = pipeline(s.search_valid, seeds.seed("valid_data")).take(
+                steps_per_epoch(len(s.search_valid), c.batch_size, cap))
+            tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
+                                      log_path=log_path)
+            return (pipeline, steps, tracker, dict(validation_data=held_out),
+                    "validation contrastive loss (lower is better)")
+
+        def pipeline(index, seed, epoch=0):
+            return labeled_batches(ds, index, batch, seed, True, True,
+                                   start_epoch=epoch, max_steps=cap,
+                                   deterministic=c.deterministic)
+        scorer = self._f1_scorer(s.search_valid)
+        tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max", log_path=log_path)
+        return pipeline, steps, tracker, {}, "validation weighted F1 (higher is better)"
 
     def _f1_scorer(self, index):
         ds, task = self.dataset, self.task
