@@ -55,6 +55,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from concurrent import futures
 from typing import Tuple
@@ -281,6 +282,17 @@ def trial_lock(root, spec):
             os.remove(path)
 
 
+_OUTPUT_LOCK = threading.Lock()
+
+
+def _say(line):
+    """Prints one whole line: --jobs runs trials from several threads, and
+    print's separate write of the newline lets their lines run together."""
+    with _OUTPUT_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def _execute(root, experiment, spec, runner, overwrite):
     """Runs one trial unless it is done or locked; returns its status word."""
     config = experiment.config_for(spec)
@@ -293,7 +305,7 @@ def _execute(root, experiment, spec, runner, overwrite):
             return "locked"
         os.makedirs(directory, exist_ok=True)
         atomic_write_text(os.path.join(directory, "config.json"), config.to_json())
-        print(f"[ssnas experiment] {spec.key}: {status} -> running", flush=True)
+        _say(f"[ssnas experiment] {spec.key}: {status} -> running")
         runner(directory, config)
     return "ran"
 
