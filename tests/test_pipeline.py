@@ -117,7 +117,8 @@ def test_config_and_splits(tiny_run, mfeat):
     assert splits["sizes"] == expected.sizes() == {
         "test": 500, "labeled": 150, "unlabeled": 1350,
         "search_train": len(expected.search_train),
-        "search_valid": len(expected.search_valid)}
+        "search_valid": len(expected.search_valid),
+        "search_select": len(expected.search_select)}
 
 
 def test_search_log_has_one_line_per_epoch(tiny_run):
@@ -426,6 +427,83 @@ def test_ssl_search_reads_no_label_outside_the_labeled_part(tiny_run, tmp_path, 
         for key in a["arch_weights"]:
             np.testing.assert_allclose(a["arch_weights"][key], b["arch_weights"][key],
                                        atol=1e-4)
+
+
+def _search_again_on(directory, target, changed, monkeypatch):
+    """Searches a copy of `directory` on the dataset `changed(splits)` returns;
+    the (original, copy) search logs."""
+    import dataclasses  # noqa: F401  (used by the callers' `changed`)
+    from ssnas_tf.workflow import run as run_module
+    from ssnas_tf.workflow.fingerprint import dataset_fingerprint
+    d = copy_run(directory, target, skip=(
+        "genotype.json", "search_log.jsonl", "results.json", "encoder.keras",
+        "classifier.keras", "export"))
+    splits = _read_json(os.path.join(d, "splits.json"))
+    data = changed(splits)
+    splits["fingerprint"] = dataset_fingerprint(data, splits["fingerprint"]["sources"])
+    with open(os.path.join(d, "splits.json"), "w") as f:
+        json.dump(splits, f)
+    monkeypatch.setattr(run_module, "load_dataset", lambda *a, **k: data)
+    Run(d, verbose=0).search()
+    logs = []
+    for folder in (directory, d):
+        with open(os.path.join(folder, "search_log.jsonl")) as f:
+            logs.append([json.loads(line) for line in f if line.strip()])
+    return logs
+
+
+def _same_architecture_weights_other_scores(logs):
+    for a, b in zip(*logs, strict=True):
+        for key in a["arch_weights"]:
+            np.testing.assert_allclose(a["arch_weights"][key], b["arch_weights"][key],
+                                       atol=1e-4)
+    assert any(abs(a["score"] - b["score"]) > 1e-3 for a, b in zip(*logs)), \
+        "the criterion did not read the select part"
+
+
+def test_ssl_genotype_is_selected_on_samples_that_train_no_weight(tiny_run, tmp_path,
+                                                                   mfeat, monkeypatch):
+    """Noise in place of the select part's inputs changes the criterion but
+    not one architecture weight: the architecture step never reads it."""
+    import dataclasses
+    directory, _ = tiny_run
+
+    def noisy_select(splits):
+        select = np.asarray(splits["search_select"])
+        rng = np.random.default_rng(0)
+        inputs = {}
+        for name, values in mfeat.inputs.items():
+            values = values.copy()
+            values[select] = rng.normal(size=values[select].shape).astype(values.dtype)
+            inputs[name] = values
+        return dataclasses.replace(mfeat, inputs=inputs)
+    logs = _search_again_on(directory, tmp_path / "copy", noisy_select, monkeypatch)
+    _same_architecture_weights_other_scores(logs)
+
+
+@pytest.mark.slow
+def test_supervised_genotype_is_selected_on_labels_that_train_no_weight(tmp_path, mfeat,
+                                                                        monkeypatch):
+    """Scrambled labels of the held-out select part change the weighted-F1
+    criterion but not the architecture weights; the parts are disjoint."""
+    import dataclasses
+    directory = str(tmp_path / "run")
+    run = Run(directory, dataclasses.replace(TINY, method="supervised", label_fraction=0.3,
+                                             search_epochs=2), verbose=0)
+    run.start()
+    run.search()
+    s = run.splits
+    assert len(s.search_select) == round(0.2 * len(s.labeled))
+    assert not np.intersect1d(s.search_select, np.union1d(s.search_train,
+                                                          s.search_valid)).size
+
+    def scrambled_select(splits):
+        select = np.asarray(splits["search_select"])
+        labels = mfeat.labels.copy()
+        labels[select] = (labels[select] + 1 + np.arange(len(select)) % 9) % 10
+        return dataclasses.replace(mfeat, labels=labels)
+    logs = _search_again_on(directory, tmp_path / "copy", scrambled_select, monkeypatch)
+    _same_architecture_weights_other_scores(logs)
 
 
 def test_export_signature_has_only_the_modalities_the_genotype_reads(tiny_run, tmp_path,

@@ -1,11 +1,13 @@
 """`ssnas experiment` end to end on tiny settings: 2 methods x 2 label fractions x
 2 trials with --jobs 2, then a rerun that skips every finished trial, then a rerun
-after one trial lost its results (an interrupted trial) that runs only that one.
+after one trial was interrupted before its evaluation, which resumes only that
+one and keeps its earlier steps' artifacts.
 
     python -m pytest tests/test_slow_experiment.py -m slow -q
 """
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +50,6 @@ def test_experiment_runs_pairs_skips_and_resumes(tmp_path):
         seeds = {(r["seed"], r["split_seed"]) for r in results if r["trial"] == t}
         assert len(seeds) == 1
     # The same test split and labeled set in both methods' splits.json.
-    import json
     splits = [json.load(open(os.path.join(output, m, "r0.2", "t0", "splits.json")))
               for m in ("ssl", "supervised")]
     assert splits[0]["test"] == splits[1]["test"]
@@ -57,9 +58,23 @@ def test_experiment_runs_pairs_skips_and_resumes(tmp_path):
     stamp = os.stat(finished).st_mtime_ns
     assert _experiment(output) == []                      # every trial skipped
     assert os.stat(finished).st_mtime_ns == stamp
-    os.remove(os.path.join(output, "supervised", "r0.2", "t1", "results.json"))
+    # A trial killed after its finetune step: the rerun resumes it (evaluates
+    # the classifier it has) instead of starting it again.
+    trial = os.path.join(output, "supervised", "r0.2", "t1")
+    with open(os.path.join(trial, "results.json")) as f:
+        results = json.load(f)
+    for key in ("weighted_f1", "accuracy"):
+        del results[key]
+    del results["seconds"]["evaluate"]
+    with open(os.path.join(trial, "results.json"), "w") as f:
+        json.dump(results, f)
+    kept = {name: os.stat(os.path.join(trial, name)).st_mtime_ns
+            for name in ("splits.json", "genotype.json", "classifier.keras")}
     ran = _experiment(output)
     assert len(ran) == 1 and "supervised/r0.2/t1" in ran[0]
+    assert kept == {name: os.stat(os.path.join(trial, name)).st_mtime_ns for name in kept}
+    with open(os.path.join(trial, "results.json")) as f:
+        assert "weighted_f1" in json.load(f)
     summary = _rows(os.path.join(output, "summary.csv"))
     diffs = [s for s in summary if s["method"] == "ssl-supervised"
              and s["metric"] == "weighted_f1"]

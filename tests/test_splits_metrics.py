@@ -10,7 +10,8 @@ from ssnas_tf.data import MultimodalDataset, load_dataset
 from ssnas_tf.metrics import accuracy, weighted_f1
 from ssnas_tf.data.splits import RunSplits, make_splits, search_split
 
-FIELDS = ("test", "labeled", "unlabeled", "search_train", "search_valid")
+FIELDS = ("test", "labeled", "unlabeled", "search_train", "search_valid", "search_select")
+SEARCH_PARTS = ("search_train", "search_valid", "search_select")
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +72,15 @@ def _check_protocol(ds, s, method, r):
         np.testing.assert_array_equal(s.labeled, pool)
         np.testing.assert_array_equal(s.unlabeled, pool)
     searched = s.unlabeled if method == "ssl" else s.labeled
-    assert not np.intersect1d(s.search_train, s.search_valid).size
-    np.testing.assert_array_equal(np.union1d(s.search_train, s.search_valid), searched)
-    assert len(s.search_train) and len(s.search_valid)
+    # Three disjoint, non-empty parts: the genotype is selected on samples
+    # that train neither the network nor the architecture weights.
+    for i, a in enumerate(SEARCH_PARTS):
+        assert len(getattr(s, a)), a
+        for b in SEARCH_PARTS[i + 1:]:
+            assert not np.intersect1d(getattr(s, a), getattr(s, b)).size, (a, b)
+    np.testing.assert_array_equal(
+        np.union1d(np.union1d(s.search_train, s.search_valid), s.search_select), searched)
+    assert abs(len(s.search_select) - 0.2 * len(searched)) <= ds.num_classes + 1
     assert s.sizes() == {k: len(getattr(s, k)) for k in FIELDS}
     assert s.to_dict() == {k: getattr(s, k).tolist() for k in FIELDS}
 
@@ -110,12 +117,14 @@ def test_ssl_searches_unlabeled_supervised_searches_labeled(mfeat):
     # Same seed and fraction: the same test, labeled and unlabeled samples.
     for name in ("test", "labeled", "unlabeled"):
         np.testing.assert_array_equal(getattr(ssl, name), getattr(sup, name))
-    assert len(ssl.search_train) + len(ssl.search_valid) == 1350
-    assert len(sup.search_train) + len(sup.search_valid) == 150
-    assert not np.intersect1d(np.union1d(ssl.search_train, ssl.search_valid),
-                              ssl.labeled).size
-    assert not np.intersect1d(np.union1d(sup.search_train, sup.search_valid),
-                              sup.unlabeled).size
+    def searched(s):
+        return np.concatenate([getattr(s, name) for name in SEARCH_PARTS])
+    assert len(searched(ssl)) == 1350 and len(searched(sup)) == 150
+    assert not np.intersect1d(searched(ssl), ssl.labeled).size
+    assert not np.intersect1d(searched(sup), sup.unlabeled).size
+    # 20% held out to select the genotype: 3 labeled samples per digit.
+    np.testing.assert_array_equal(np.bincount(mfeat.labels[sup.search_select]), [3] * 10)
+    assert len(ssl.search_select) == 270
 
 
 @pytest.mark.parametrize("kind", ["single", "multi+test"])
@@ -180,7 +189,8 @@ def test_ssl_search_halves_read_no_unlabeled_label(kind, r):
     s = make_splits(ds, "ssl", r, seed=3)
     hidden = np.setdiff1d(np.arange(ds.num_samples), s.labeled)
     scrambled = _scrambled(ds, hidden)
-    valid, train = search_split(scrambled, "ssl", s.labeled, s.unlabeled, seed=3)
+    select, valid, train = search_split(scrambled, "ssl", s.labeled, s.unlabeled, seed=3)
+    np.testing.assert_array_equal(select, s.search_select)
     np.testing.assert_array_equal(valid, s.search_valid)
     np.testing.assert_array_equal(train, s.search_train)
     assert abs(len(valid) - len(train)) <= 1

@@ -10,6 +10,14 @@ fraction r is labeled.
 * `supervised` (BM-NAS) uses only the labeled r part: split into train/valid
   halves for the search, then all of it to train the classifier.
 
+Model selection never reads the batches that train the architecture: before
+the halves are drawn, `SELECT_FRACTION` of the searched samples is held out as
+`search_select`. The search trains the network weights on `search_train`, the
+architecture weights (alpha, beta, gamma) on `search_valid`, and scores each
+epoch's genotype on `search_select` alone (ssl: the contrastive loss of fixed
+views of it; supervised: weighted F1 on it). The BM-NAS reference selects on
+the test split instead; DARTS scores on the batches that train alpha.
+
 The test split is the dataset's own when it has one, else a seeded stratified
 `test_fraction` of all samples. The model is never selected on it.
 
@@ -34,6 +42,10 @@ import numpy as np
 _SEARCH_STREAM = 1
 # Seeds the external backbone-pretraining part apart from the other draws.
 _EXTERNAL_STREAM = 2
+# The share of the searched samples held out to select the genotype, for the
+# methods that train architecture weights (the rest is halved train/valid).
+SELECT_FRACTION = 0.2
+ARCHITECTURE_METHODS = ("ssl", "supervised")
 
 
 def _strata(labels, multilabel):
@@ -64,12 +76,17 @@ def stratified_take(index, strata, fraction, rng, keep_both_sides=True):
     return taken.astype(np.int64), rest.astype(np.int64)
 
 
+_OPTIONAL = ("external", "search_select")
+
+
 @dataclasses.dataclass(frozen=True)
 class RunSplits:
     """Sample indices of one run; all disjoint from `test`.
 
     `external` (empty unless --backbone-pretraining external) is disjoint from
-    every other split: only the backbone pretraining sees it.
+    every other split: only the backbone pretraining sees it. `search_select`
+    (empty for methods without architecture weights, and in splits.json files
+    written before it existed) selects the genotype and trains nothing.
     """
 
     test: np.ndarray
@@ -79,11 +96,14 @@ class RunSplits:
     search_valid: np.ndarray
     external: np.ndarray = dataclasses.field(
         default_factory=lambda: np.zeros(0, np.int64))
+    search_select: np.ndarray = dataclasses.field(
+        default_factory=lambda: np.zeros(0, np.int64))
 
     def _fields(self):
-        # `external` only when there is one: other runs' files stay as before.
+        # The optional splits only when there are some: other runs' files stay
+        # as before.
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if k != "external" or len(v)}
+                if k not in _OPTIONAL or len(v)}
 
     def to_dict(self) -> Dict[str, list]:
         return {k: v.tolist() for k, v in self._fields().items()}
@@ -104,7 +124,7 @@ class RunSplits:
             raise ValueError(f"{source}: expected a JSON object")
         splits = {}
         for field in dataclasses.fields(cls):
-            values = data.get(field.name, [] if field.name == "external" else None)
+            values = data.get(field.name, [] if field.name in _OPTIONAL else None)
             if not isinstance(values, list) or not all(
                     type(v) is int and 0 <= v < num_samples for v in values):
                 raise ValueError(
@@ -162,8 +182,10 @@ def make_splits(dataset, method, label_fraction, seed, test_fraction=0.25,
     flag = (f"--labels-per-class {labels_per_class}" if labels_per_class
             else f"--label-fraction {label_fraction}")
     _check_every_class_labeled(dataset, pool, labeled, flag)
-    search_valid, search_train = search_split(dataset, method, labeled, unlabeled, seed)
-    return RunSplits(test, labeled, unlabeled, search_train, search_valid, external)
+    select, search_valid, search_train = search_split(dataset, method, labeled,
+                                                      unlabeled, seed)
+    return RunSplits(test, labeled, unlabeled, search_train, search_valid, external,
+                     select)
 
 
 def _take_external(pool, fraction, seed):
@@ -196,36 +218,52 @@ def _draw_labeled(pool, strata, fraction, per_class, rng):
 
 
 def search_split(dataset, method, labeled, unlabeled, seed):
-    """(search_valid, search_train): the halves the architecture search uses.
+    """(search_select, search_valid, search_train): the parts the search uses.
 
-    ssl: a seeded random half of `unlabeled`, whatever its labels (the ssl
-    path reads no label outside the labeled part). supervised: a half of
-    `labeled`, stratified by class.
+    ssl searches `unlabeled`, split at random whatever its labels (the ssl
+    path reads no label outside the labeled part); the other methods search
+    `labeled`, split by class. For `ARCHITECTURE_METHODS`, `SELECT_FRACTION`
+    (at least one sample) is held out first to select the genotype; the rest
+    is halved into train (network weights) and valid (architecture weights).
+    Other methods get an empty select part and score on valid.
 
     Raises:
-        ValueError: too few samples for two non-empty halves.
+        ValueError: too few samples for non-empty parts.
     """
     rng = np.random.default_rng([seed, _SEARCH_STREAM])
     searched = unlabeled if method == "ssl" else labeled
-    if method == "ssl":
-        order = searched[rng.permutation(len(searched))]
-        half = len(searched) // 2
-        search_valid, search_train = np.sort(order[:half]), np.sort(order[half:])
-    else:
-        strata = np.zeros(dataset.num_samples, np.int64)
-        strata[searched] = _strata(dataset.labels[searched], dataset.multilabel)
-        search_valid, search_train = stratified_take(searched, strata, 0.5, rng)
-        if (len(search_valid) == 0 or len(search_train) == 0) and len(searched) >= 2:
-            # One label per class (tiny r): no stratum can be halved, so
-            # halve the labeled set at random instead.
-            order = searched[rng.permutation(len(searched))]
-            half = len(searched) // 2
-            search_valid, search_train = np.sort(order[:half]), np.sort(order[half:])
-    if len(search_train) == 0 or len(search_valid) == 0:
+    select = np.zeros(0, np.int64)
+    if method in ARCHITECTURE_METHODS:
+        select, searched = _take(dataset, method, searched, SELECT_FRACTION, rng)
+    search_valid, search_train = _take(dataset, method, searched, 0.5, rng)
+    if len(search_train) == 0 or len(search_valid) == 0 or (
+            method in ARCHITECTURE_METHODS and len(select) == 0):
+        parts = "select/train/valid parts" if method in ARCHITECTURE_METHODS else (
+            "train/valid halves")
         raise ValueError(
-            f"{len(searched)} samples are too few to split into search "
-            f"train/valid halves; raise --label-fraction")
-    return search_valid.astype(np.int64), search_train.astype(np.int64)
+            f"{len(searched) + len(select)} samples are too few to split into "
+            f"search {parts}; raise --label-fraction")
+    return select, search_valid, search_train
+
+
+def _take(dataset, method, index, fraction, rng):
+    """(taken, rest): `fraction` of `index`, at least one and not all of it.
+
+    ssl draws at random (labels unread); the others stratify by class, or draw
+    at random when no class can be split (one label per class at tiny r).
+    """
+    if method != "ssl":
+        strata = np.zeros(dataset.num_samples, np.int64)
+        strata[index] = _strata(dataset.labels[index], dataset.multilabel)
+        taken, rest = stratified_take(index, strata, fraction, rng)
+        if len(taken) and len(rest):
+            return taken, rest
+    if len(index) < 2:
+        return np.zeros(0, np.int64), index.astype(np.int64)
+    order = index[rng.permutation(len(index))]
+    count = min(max(int(round(fraction * len(index))), 1), len(index) - 1)
+    return (np.sort(order[:count]).astype(np.int64),
+            np.sort(order[count:]).astype(np.int64))
 
 
 def _check_every_class_labeled(dataset, pool, labeled, flag):

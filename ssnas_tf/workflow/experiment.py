@@ -31,9 +31,9 @@ Protocols:
   BM-NAS on all labels.
 
 Rerunning the command skips finished trials (results.json holds a test score
-and config.json matches the plan) and reruns unfinished ones from their start
-(`Run.start(overwrite=True)`; a trial cannot yet resume mid-step). A trial
-whose config.json differs from the plan is an error naming the fields, unless
+and config.json matches the plan) and resumes unfinished ones like `ssnas run`
+does: finished steps are kept and the interrupted step continues from its last
+finished epoch (`Run.run_all`). A trial whose config.json differs from the plan is an error naming the fields, unless
 --overwrite, which reruns every trial.
 
 Parallelism: `--jobs N` runs N trials at a time, each in its own process
@@ -67,8 +67,6 @@ from ssnas_tf.workflow.config import METHODS, RunConfig
 
 PROTOCOLS = ("exp1", "exp2")
 PAPER_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.3, 1.0)
-# The steps of a trial: `Run.run_all` without the TF Serving export.
-TRIAL_STEPS = ("train_backbones", "search", "pretrain", "finetune", "evaluate")
 
 
 class ExperimentError(RuntimeError):
@@ -207,15 +205,12 @@ def run_trial(directory, config=None, verbose=0):
     import keras
 
     from ssnas_tf.workflow.baselines import open_run
-    from ssnas_tf.workflow.run import Run
     run = open_run(directory, config, verbose=verbose)
-    # Restarts an unfinished trial; once Run can resume, this is where to call it.
-    if type(run).run_all is not Run.run_all:  # a baseline with steps of its own
-        results = run.run_all(overwrite=True)
-    else:
-        run.start(overwrite=True)
-        for step in TRIAL_STEPS:
-            results = getattr(run, step)()
+    # splits.json is written by Run.start, before config.json: without it the
+    # trial never started (the experiment wrote config.json for the child
+    # process), so it starts afresh; with it, it resumes like `ssnas run`.
+    started = os.path.exists(os.path.join(directory, "splits.json"))
+    results = run.run_all(overwrite=not started, export=False)
     keras.backend.clear_session()
     return results
 

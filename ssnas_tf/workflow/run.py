@@ -495,8 +495,8 @@ class Run:
             os.remove(self.path("search_log.jsonl"))
         _log(f"[ssnas] search ({c.method}): {len(network.input_names)} backbone "
              f"features, {c.search_epochs} epochs x {steps} steps on "
-             f"{len(s.search_train)} + {len(s.search_valid)} samples; "
-             f"genotype kept by {criterion}")
+             f"{len(s.search_train)} (weights) + {len(s.search_valid)} (architecture) "
+             f"samples; genotype kept by {criterion}")
         checkpoint = self._fit(
             "search", model, lambda epoch: tf.data.Dataset.zip((
                 pipeline(s.search_train, seeds.seed("train_data"), epoch),
@@ -545,27 +545,34 @@ class Run:
         batch = c.batch_size if ssl else search_batch_size(len(s.search_train), c.batch_size)
         steps = steps_per_epoch(len(s.search_train), batch, cap)
         log_path = self.path("search_log.jsonl")
+        selection, where = s.search_select, f"{len(s.search_select)} held-out samples"
+        if not len(selection):  # a splits.json written before the select part
+            selection, where = s.search_valid, "the architecture step's samples"
+            _log("[ssnas] warning: splits.json has no search_select part (written by "
+                 "an older version): the genotype is selected on the samples that "
+                 "train the architecture; start afresh with --overwrite to hold "
+                 "out a selection part")
         if ssl:
             def pipeline(index, seed, epoch=0):
                 return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
                                   cap, deterministic=c.deterministic)
-            # Fixed views of the valid split score each epoch's architecture:
-            # the pipeline is deterministic, so each epoch recomputes the same
-            # views (a .cache() would hold the whole split in memory).
-            held_out = pipeline(s.search_valid, seeds.seed("valid_data")).take(
-                steps_per_epoch(len(s.search_valid), c.batch_size, cap))
+            # Fixed views of the held-out select part score each epoch's
+            # architecture: the pipeline is deterministic, so each epoch
+            # recomputes the same views (a .cache() would hold them in memory).
+            held_out = pipeline(selection, seeds.seed("select_data")).take(
+                steps_per_epoch(len(selection), c.batch_size, cap))
             tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
                                       log_path=log_path)
             return (pipeline, steps, tracker, dict(validation_data=held_out),
-                    "validation contrastive loss (lower is better)")
+                    f"contrastive loss on {where} (lower is better)")
 
         def pipeline(index, seed, epoch=0):
             return labeled_batches(ds, index, batch, seed, True, True,
                                    start_epoch=epoch, max_steps=cap,
                                    deterministic=c.deterministic)
-        scorer = self._f1_scorer(s.search_valid)
+        scorer = self._f1_scorer(selection)
         tracker = GenotypeTracker(lambda m, logs: scorer(m), mode="max", log_path=log_path)
-        return pipeline, steps, tracker, {}, "validation weighted F1 (higher is better)"
+        return pipeline, steps, tracker, {}, f"weighted F1 on {where} (higher is better)"
 
     def _f1_scorer(self, index):
         ds, task = self.dataset, self.task
@@ -791,17 +798,18 @@ class Run:
             pass
         return out
 
-    def run_all(self, overwrite=False):
+    def run_all(self, overwrite=False, export=True):
         """All steps; returns results.json's content.
 
         On a directory holding an interrupted run with the same config, the
         finished steps are skipped and the interrupted one continues from its
-        last finished epoch; `overwrite` starts afresh instead.
+        last finished epoch; `overwrite` starts afresh instead. `export=False`
+        stops after `evaluate` (experiment trials).
         """
         with self.lock():
             resumed = self.start(overwrite=overwrite)
             done = finished_steps(self.path("results.json")) if resumed else set()
-            for step in RUN_STEPS:
+            for step in RUN_STEPS if export else RUN_STEPS[:-1]:
                 if step not in done:
                     getattr(self, "train_backbones" if step == "backbones" else step)()
         with open(self.path("results.json")) as f:
