@@ -67,8 +67,11 @@ def _data_flags(parser, g, defaults, per_run):
                             "randomnet")
         g.add_argument("--label-fraction", type=float, default=defaults.label_fraction,
                        help="labeled fraction r of the non-test samples, in (0, 1]")
+        g.add_argument("--labels-per-class", type=int, default=None, metavar="K",
+                       help="K labeled samples per class instead of --label-fraction")
     else:
-        parser.set_defaults(method=defaults.method, label_fraction=defaults.label_fraction)
+        parser.set_defaults(method=defaults.method, label_fraction=defaults.label_fraction,
+                            labels_per_class=None)
     g.add_argument("--seed", type=int, default=defaults.seed)
 
 
@@ -141,8 +144,6 @@ def _execution_flags(g, defaults):
     g.add_argument("--overwrite", action="store_true",
                    help="start afresh in an --output directory that holds a run "
                         "(without it, a run with the same settings is resumed)")
-    g.add_argument("--labels-per-class", type=int, default=None, metavar="K",
-                   help="K labeled samples per class instead of --label-fraction")
     g.add_argument("--no-contrastive-pretraining", dest="contrastive_pretraining",
                    action="store_false",
                    help="ssl: skip the contrastive pretraining of the derived network "
@@ -235,6 +236,10 @@ def _experiment_parser(sub):
     exp.add_argument("--fractions", default=None,
                      help="comma-separated label fractions r (default: "
                      + ",".join(f"{f:g}" for f in PAPER_FRACTIONS) + "; exp2: 1)")
+    exp.add_argument("--labels-per-class", dest="experiment_per_class", default=None,
+                     metavar="K1,K2,...",
+                     help="comma-separated numbers of labeled samples per class, "
+                     "instead of --fractions")
     exp.add_argument("--trials", dest="experiment_trials", type=int, default=10, metavar="N",
                      help="trials per (method, r)")
     exp.add_argument("--protocol", default="exp1", choices=PROTOCOLS,
@@ -247,17 +252,23 @@ def _experiment_parser(sub):
 
 def _experiment_from_args(args):
     from ssnas_tf.workflow.experiment import PAPER_FRACTIONS, Experiment
-    if args.fractions is None:
-        fractions = (1.0,) if args.protocol == "exp2" else PAPER_FRACTIONS
+    per_class = args.experiment_per_class is not None
+    if per_class and args.fractions is not None:
+        raise ValueError("--fractions and --labels-per-class are alternatives: "
+                         "pass one of them")
+    flag, values = (("--labels-per-class", args.experiment_per_class) if per_class
+                    else ("--fractions", args.fractions))
+    if values is None:
+        budgets = (1.0,) if args.protocol == "exp2" else PAPER_FRACTIONS
     else:
         try:
-            fractions = tuple(float(f) for f in args.fractions.split(",") if f)
+            budgets = tuple(float(f) for f in values.split(",") if f)
         except ValueError:
-            raise ValueError(f"--fractions expects comma-separated numbers, "
-                             f"got '{args.fractions}'") from None
+            raise ValueError(f"{flag} expects comma-separated numbers, "
+                             f"got '{values}'") from None
     return Experiment(_config_from_args(args),
                       tuple(m for m in args.methods.split(",") if m),
-                      fractions, args.experiment_trials, args.protocol)
+                      budgets, args.experiment_trials, args.protocol, per_class)
 
 
 def _default_output(config):

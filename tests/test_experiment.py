@@ -355,3 +355,46 @@ def test_the_experiment_defaults_to_external_backbones():
     assert build_parser().parse_args(["run"]).backbone_pretraining == "shared"
     with pytest.raises(ValueError, match="--backbone-pretraining must be one of"):
         RunConfig(backbone_pretraining="imagenet")
+
+
+def test_labels_per_class_is_an_axis_of_its_own(tmp_path):
+    """--labels-per-class 1,5: trials under k1/k5, each config with its K, the
+    reports headed labels_per_class, and real splits with K labels per class."""
+    from ssnas_tf.data.splits import make_splits
+    root = str(tmp_path / "exp")
+    exp = experiment(fractions=(1, 5), per_class=True)
+    specs = exp.plan()
+    assert {s.key.split("/")[1] for s in specs} == {"k1", "k5"}
+    for spec in specs:
+        config = exp.config_for(spec)
+        assert config.labels_per_class == int(spec.fraction)
+        assert trial_dir(root, spec).endswith(os.path.join(spec.method, spec.budget,
+                                                           f"t{spec.trial}"))
+    config = exp.config_for(specs[-1])
+    splits = make_splits(_mfeat(), config.method, config.label_fraction,
+                         config.effective_split_seed, labels_per_class=config.labels_per_class)
+    np.testing.assert_array_equal(np.bincount(_mfeat().labels[splits.labeled]), [5] * 10)
+    run_experiment(exp, root, runner=FakeRunner())
+    for name in ("results.csv", "summary.csv", "choices.csv"):
+        with open(os.path.join(root, name)) as f:
+            header = f.readline().strip().split(",")
+        assert "labels_per_class" in header and "fraction" not in header, name
+    with open(os.path.join(root, "experiment.json")) as f:
+        assert json.load(f)["labels_per_class"] == [1.0, 5.0]
+    # Fractions keep their own directories and an explicit "no K".
+    assert experiment().config_for(experiment().plan()[0]).labels_per_class is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--labels-per-class", "1,2.5"], "need distinct whole numbers >= 1"),
+    (["--labels-per-class", "0"], "need distinct whole numbers >= 1"),
+    (["--labels-per-class", "1,x"], "--labels-per-class expects comma-separated numbers"),
+    (["--labels-per-class", "1", "--fractions", "0.1"], "alternatives"),
+    (["--labels-per-class", "1", "--protocol", "exp2"], "does not apply"),
+])
+def test_cli_labels_per_class_errors(tmp_path, capsys, args, message):
+    from ssnas_tf.cli import main
+    output = str(tmp_path / "exp")
+    assert main(["experiment", "--output", output, *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not os.path.exists(output)

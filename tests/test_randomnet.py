@@ -197,3 +197,42 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "holds the trials of a search with other settings (seed)" in err
     assert os.path.exists(os.path.join(d, "results.json"))
+
+
+def _event_records(directory):
+    """(tag, plugin name, scalar or None) of every summary under `directory`."""
+    import tensorflow as tf
+    from tensorboard.util import tensor_util
+    records = []
+    for folder, _, files in os.walk(directory):
+        for name in files:
+            if not name.startswith("events.out.tfevents"):
+                continue
+            for event in tf.compat.v1.train.summary_iterator(os.path.join(folder, name)):
+                for value in event.summary.value:
+                    plugin = value.metadata.plugin_data.plugin_name
+                    scalar = (float(tensor_util.make_ndarray(value.tensor))
+                              if value.HasField("tensor") and plugin == "scalars" else None)
+                    records.append((os.path.relpath(folder, directory), value.tag,
+                                    plugin, scalar))
+    return records
+
+
+def test_tuner_trials_log_hparams_and_their_score_to_tensorboard(tmp_path):
+    """A TensorBoard callback gives each trial its own log folder with the
+    HParams session (its architecture seed) and the trial's objective, equal
+    to the score the oracle recorded."""
+    import keras
+    data = _tiny_dataset()
+    train, valid = np.arange(0, 48, 2), np.arange(1, 48, 2)
+    logs = str(tmp_path / "tb")
+    tuner = rn_search.randomnet_search(
+        data, train, valid, str(tmp_path), trials=2, batch_size=8, trial_fraction=0.5,
+        callbacks=[keras.callbacks.TensorBoard(logs)])
+    records = _event_records(logs)
+    for trial_id, trial in tuner.oracle.trials.items():
+        mine = [r for r in records if r[0].split(os.sep)[0] == trial_id]
+        assert any(plugin == "hparams" for _, _, plugin, _ in mine), trial_id
+        scores = [s for _, tag, _, s in mine if tag == "val_weighted_f1"]
+        assert scores == [pytest.approx(trial.score, abs=1e-6)], (trial_id, mine)
+        assert any(tag.startswith("epoch_loss") for _, tag, _, _ in mine)

@@ -54,6 +54,12 @@ def test_experiment_runs_pairs_skips_and_resumes(tmp_path):
               for m in ("ssl", "supervised")]
     assert splits[0]["test"] == splits[1]["test"]
     assert splits[0]["labeled"] == splits[1]["labeled"]
+    # t0's last two trials start after one of its first two has finished: they
+    # copy its backbones instead of training them again.
+    shared = [m for m in ("ssl", "supervised") for r in ("0.2", "1")
+              if "backbones_shared_from" in json.load(open(
+                  os.path.join(output, m, f"r{r}", "t0", "results.json")))]
+    assert len(shared) >= 2, shared
     finished = os.path.join(output, "ssl", "r1", "t0", "results.json")
     stamp = os.stat(finished).st_mtime_ns
     assert _experiment(output) == []                      # every trial skipped

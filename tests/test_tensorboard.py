@@ -36,6 +36,8 @@ def test_search_logs_scalars_and_softmaxed_architecture(tmp_path):
               callbacks=[tracker, probe, *step_callbacks(str(tmp_path), "search")])
     scalars = _events(str(tmp_path / "train"))
     assert [s for s, _ in scalars["epoch_genotype_criterion"]] == [0, 1]
+    # Every training step's loss, numbered 1, 2, ... across the epochs.
+    assert [s for s, _ in scalars["batch_loss"]] == list(range(1, 2 * STEPS + 1))
     np.testing.assert_allclose([float(v) for _, v in scalars["epoch_genotype_criterion"]],
                                [r["score"] for r in tracker.history], rtol=1e-6)
     arch = _events(str(tmp_path / "architecture"))

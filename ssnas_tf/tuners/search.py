@@ -27,6 +27,7 @@ import numpy as np
 from ssnas_tf.data.pipelines import labeled_batches, to_model_inputs
 from ssnas_tf.tasks import Task
 from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
+from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
 
 OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
 MAX_SEED = 2**31 - 2
@@ -100,9 +101,12 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         keras-tuner's checkpoint callbacks are not passed on: the best
         architecture is retrained from scratch afterwards, as in the paper.
         """
-        model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+                  callbacks=fit_callbacks(callbacks))
         x, y = valid
-        return {OBJECTIVE.name: score_f1(model, x, y, self.task)}
+        score = score_f1(model, x, y, self.task)
+        log_objective(callbacks, OBJECTIVE.name, score)
+        return {OBJECTIVE.name: score}
 
 
 def trial_steps(num_samples, batch_size, fraction):
@@ -119,7 +123,7 @@ def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
 
 def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=0,
                      trial_fraction=0.1, batch_size=32, learning_rate=1e-4,
-                     threshold=0.3, project_name=PROJECT):
+                     threshold=0.3, project_name=PROJECT, callbacks=None):
     """Runs (or resumes) RandomNet's search; returns the tuner.
 
     Args:
@@ -133,6 +137,8 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
         learning_rate: Defaults to 1e-4.
         threshold: multi-label F1 threshold. Defaults to 0.3.
         project_name: Defaults to "randomnet_tuner".
+        callbacks: Keras callbacks of every trial's training; a TensorBoard
+            callback gets per-trial logs with HParams (`trial_logs`).
     """
     shapes, stats, vocab = model_inputs_info(dataset, train_index)
     task = Task.for_dataset(dataset, threshold)
@@ -144,7 +150,8 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
     steps = trial_steps(len(train_index), batch_size, trial_fraction)
     x = to_model_inputs({k: v[valid_index] for k, v in dataset.inputs.items()},
                         dataset.kinds)
-    tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0)
+    tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0,
+                 callbacks=list(callbacks or []))
     return tuner
 
 

@@ -118,8 +118,11 @@ class SurrogateHyperModel(keras_tuner.HyperModel):
         data = tf.data.Dataset.from_tensor_slices(({n: x[n] for n in names}, y))
         data = data.shuffle(len(y), seed=derive_seed(c.seed, "search", "trial_data"))
         data = data.batch(batch, drop_remainder=True)
-        model.fit(data, epochs=max(1, c.search_epochs), verbose=0, shuffle=False)
-        return {OBJECTIVE.name: score_f1(model, {n: vx[n] for n in names}, vy, self.task)}
+        model.fit(data, epochs=max(1, c.search_epochs), verbose=0, shuffle=False,
+                  callbacks=fit_callbacks(callbacks))
+        score = score_f1(model, {n: vx[n] for n in names}, vy, self.task)
+        log_objective(callbacks, OBJECTIVE.name, score)
+        return {OBJECTIVE.name: score}
 
 
 def backbone_features(backbones, dataset, index):
@@ -131,8 +134,11 @@ def backbone_features(backbones, dataset, index):
 
 
 def surrogate_search(dataset, backbones, train_index, valid_index, directory, config,
-                     task, project_name=PROJECT):
-    """Runs (or resumes) the Bayesian optimisation; returns (tuner, feature names)."""
+                     task, project_name=PROJECT, callbacks=None):
+    """Runs (or resumes) the Bayesian optimisation; returns (tuner, feature names).
+
+    `callbacks` go to every trial's training; a TensorBoard callback gets
+    per-trial logs with HParams (`ssnas_tf.tuners.trial_logs`)."""
     train = backbone_features(backbones, dataset, train_index)
     valid = backbone_features(backbones, dataset, valid_index)
     shapes = {name: array.shape[1:] for name, array in train.items()}
@@ -143,5 +149,5 @@ def surrogate_search(dataset, backbones, train_index, valid_index, directory, co
         SurrogateHyperModel(shapes, config, task), objective=OBJECTIVE,
         max_trials=config.trials, num_initial_points=min(MAX_INITIAL_POINTS, config.trials),
         seed=derive_seed(config.seed, "search", "tuner"), directory=directory, project_name=project_name, overwrite=False)
-    tuner.search((train, y), (valid, vy), verbose=0)
+    tuner.search((train, y), (valid, vy), verbose=0, callbacks=list(callbacks or []))
     return tuner, list(shapes)

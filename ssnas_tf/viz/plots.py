@@ -28,7 +28,7 @@ def _pyplot():
     return plt
 
 
-def plot_label_fraction(summary, path, metric="weighted_f1"):
+def plot_label_fraction(summary, path, metric="weighted_f1", xlabel=None):
     """Writes mean +- s.e. of `metric` against r (log axis) to `path`.
 
     Args:
@@ -37,6 +37,7 @@ def plot_label_fraction(summary, path, metric="weighted_f1"):
             paired-difference rows (method "a-b") are left out.
         path: the figure file; the format follows its extension (.png, .svg).
         metric: which metric. Defaults to "weighted_f1".
+        xlabel: the x axis' label; None for "label fraction r".
 
     Raises:
         ImportError: matplotlib is missing (the message says how to install it).
@@ -56,7 +57,7 @@ def plot_label_fraction(summary, path, metric="weighted_f1"):
         ax.errorbar([r["fraction"] for r in rows], [r["mean"] for r in rows], yerr=se,
                     marker="o", capsize=3, label=method)
     ax.set_xscale("log")
-    ax.set_xlabel("label fraction r")
+    ax.set_xlabel(xlabel or "label fraction r")
     ax.set_ylabel(f"test {LABELS.get(metric, metric)} (mean ± s.e.)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

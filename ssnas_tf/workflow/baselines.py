@@ -101,6 +101,13 @@ class _TunerRun(Run):
 
     PROJECT = None
 
+    def _trial_callbacks(self):
+        """Every trial's callbacks: the Run's own, and with `tensorboard` a
+        TensorBoard callback (keras-tuner makes it per trial, with HParams)."""
+        board = ([keras.callbacks.TensorBoard(self.path(os.path.join("tensorboard", "search")))]
+                 if self.tensorboard else [])
+        return list(self.callbacks) + board
+
     def start(self, overwrite=False):
         # Before `start` clears anything: a rerun resumes the project's trials.
         check_tuner_settings(self, self.path(self.PROJECT), write=False)
@@ -125,7 +132,8 @@ class SurrogateRun(_TunerRun):
              f"samples, scored by weighted F1 on {len(s.search_valid)}")
         tuner, features = surrogate.surrogate_search(
             self.dataset, self._frozen_backbones(), s.search_train, s.search_valid,
-            self.directory, c, self.task, project_name=self.PROJECT)
+            self.directory, c, self.task, project_name=self.PROJECT,
+            callbacks=self._trial_callbacks())
         trial = surrogate.best_trial(tuner)
         genotype = surrogate.trial_genotype(trial.hyperparameters, features, c)
         atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
@@ -177,7 +185,7 @@ class RandomNetRun(_TunerRun):
         tuner = rn_search.randomnet_search(
             self.dataset, s.search_train, s.search_valid, self.directory, c.trials,
             seeds.seed("trials"), c.trial_fraction, c.finetune_batch_size,
-            c.randomnet_learning_rate, c.threshold)
+            c.randomnet_learning_rate, c.threshold, callbacks=self._trial_callbacks())
         trial = rn_search.best_trial(tuner)
         arch = tuner.hypermodel.architecture(trial.hyperparameters)
         atomic_write_text(self.path("randomnet_architecture.json"),

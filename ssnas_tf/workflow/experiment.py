@@ -33,7 +33,8 @@ Protocols:
 Rerunning the command skips finished trials (results.json holds a test score
 and config.json matches the plan) and resumes unfinished ones like `ssnas run`
 does: finished steps are kept and the interrupted step continues from its last
-finished epoch (`Run.run_all`). A trial whose config.json differs from the plan is an error naming the fields, unless
+finished epoch (`Run.run_all`). Trial t of every method and fraction shares
+its backbones, trained once (`ssnas_tf.workflow.shared_backbones`). A trial whose config.json differs from the plan is an error naming the fields, unless
 --overwrite, which reruns every trial.
 
 Parallelism: `--jobs N` runs N trials at a time, each in its own process
@@ -95,12 +96,18 @@ class TrialSpec:
     """One cell of the plan: a method at a label fraction, trial number t."""
 
     method: str
-    fraction: float
+    fraction: float  # K labeled samples per class when `per_class`
     trial: int
+    per_class: bool = False
+
+    @property
+    def budget(self):
+        """The label budget as a directory name: r<fraction> or k<K>."""
+        return f"{'k' if self.per_class else 'r'}{self.fraction:g}"
 
     @property
     def key(self):
-        return f"{self.method}/r{self.fraction:g}/t{self.trial}"
+        return f"{self.method}/{self.budget}/t{self.trial}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +121,8 @@ class Experiment:
         fractions: label fractions r, each in (0, 1]; exp2 needs (1.0,).
         trials: trials per (method, fraction).
         protocol: "exp1" or "exp2". Defaults to "exp1".
+        per_class: `fractions` are numbers K of labeled samples per class
+            (`--labels-per-class`), not fractions. Defaults to False.
     """
 
     base: RunConfig
@@ -121,9 +130,12 @@ class Experiment:
     fractions: Tuple[float, ...]
     trials: int
     protocol: str = "exp1"
+    per_class: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "methods", tuple(self.methods))
+        if self.per_class:
+            self._check_per_class()
         object.__setattr__(self, "fractions", tuple(float(f) for f in self.fractions))
         if self.protocol not in PROTOCOLS:
             raise ValueError(f"--protocol must be one of {PROTOCOLS}, got '{self.protocol}'")
@@ -131,7 +143,7 @@ class Experiment:
         if not self.methods or bad or len(set(self.methods)) != len(self.methods):
             raise ValueError(f"--methods: need distinct names from {METHODS}, "
                              f"got {list(self.methods)}")
-        bad = [f for f in self.fractions if not 0 < f <= 1]
+        bad = [f for f in self.fractions if not 0 < f <= 1 and not self.per_class]
         if not self.fractions or bad or len(set(self.fractions)) != len(self.fractions):
             raise ValueError(f"--fractions: need distinct values in (0, 1], "
                              f"got {list(self.fractions)}")
@@ -141,29 +153,41 @@ class Experiment:
         if self.trials < 1:
             raise ValueError(f"--trials must be >= 1, got {self.trials}")
 
+    def _check_per_class(self):
+        bad = [k for k in self.fractions if not (float(k).is_integer() and k >= 1)]
+        if bad or not self.fractions or len(set(self.fractions)) != len(self.fractions):
+            raise ValueError(f"--labels-per-class: need distinct whole numbers >= 1, "
+                             f"got {list(self.fractions)}")
+        if self.protocol == "exp2":
+            raise ValueError("--protocol exp2 uses every label: --labels-per-class "
+                             "does not apply")
+
     def plan(self):
         """Every TrialSpec, trial-major so that early trials pair up first."""
-        return [TrialSpec(m, f, t) for t in range(self.trials)
+        return [TrialSpec(m, f, t, self.per_class) for t in range(self.trials)
                 for f in self.fractions for m in self.methods]
 
     def config_for(self, spec):
         """The RunConfig of one trial (see the module docstring for the seeds)."""
         split_seed, train_seed = trial_seeds(self.base.seed, self.trials)[spec.trial]
-        changes = dict(method=spec.method, label_fraction=spec.fraction,
-                       seed=train_seed, split_seed=split_seed)
+        budget = (dict(labels_per_class=int(spec.fraction)) if spec.per_class
+                  else dict(label_fraction=spec.fraction, labels_per_class=None))
+        changes = dict(method=spec.method, seed=train_seed, split_seed=split_seed,
+                       **budget)
         if self.protocol == "exp2" and spec.method == "ssl":
             changes["contrastive_pretraining"] = False
         return self.base.replace(**changes)
 
     def to_dict(self):
+        budget = "labels_per_class" if self.per_class else "fractions"
         return {"protocol": self.protocol, "methods": list(self.methods),
-                "fractions": list(self.fractions), "trials": self.trials,
+                budget: list(self.fractions), "trials": self.trials,
                 "base_config": json.loads(self.base.to_json())}
 
 
 def trial_dir(root, spec):
-    """DIR/<method>/r<fraction>/t<trial>."""
-    return os.path.join(root, spec.method, f"r{spec.fraction:g}", f"t{spec.trial}")
+    """DIR/<method>/r<fraction>/t<trial> (k<K> with labels per class)."""
+    return os.path.join(root, spec.method, spec.budget, f"t{spec.trial}")
 
 
 def _read_json(path):
@@ -197,20 +221,30 @@ def trial_status(directory, config):
 def run_trial(directory, config=None, verbose=0):
     """Runs one trial in this process; returns its results.json content.
 
+    The backbones are shared with the experiment's other trials of the same
+    trial number (`ssnas_tf.workflow.shared_backbones`): copied in when they
+    were trained already, put into the cache after training otherwise.
+
     Args:
-        directory: the trial's run directory.
+        directory: the trial's run directory, DIR/<method>/r<r>/t<t>.
         config: its RunConfig; None reads directory/config.json.
         verbose: Keras progress output. Defaults to 0.
     """
     import keras
 
     from ssnas_tf.workflow.baselines import open_run
+    from ssnas_tf.workflow import shared_backbones
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(directory))))
     run = open_run(directory, config, verbose=verbose)
-    # splits.json is written by Run.start, before config.json: without it the
-    # trial never started (the experiment wrote config.json for the child
-    # process), so it starts afresh; with it, it resumes like `ssnas run`.
-    started = os.path.exists(os.path.join(directory, "splits.json"))
-    results = run.run_all(overwrite=not started, export=False)
+    with run.lock():
+        # splits.json is written by Run.start, before config.json: without it
+        # the trial never started (the experiment wrote config.json for the
+        # child process), so it starts afresh; with it, it resumes like
+        # `ssnas run`.
+        run.start(overwrite=not os.path.exists(os.path.join(directory, "splits.json")))
+        shared_backbones.reuse_backbones(root, run)
+        results = run.run_all(export=False)
+        shared_backbones.share_backbones(root, run)
     keras.backend.clear_session()
     return results
 

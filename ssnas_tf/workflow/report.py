@@ -1,6 +1,9 @@
 """The tables and figures of an experiment directory (`ssnas experiment`).
 
     results.csv        one row per finished trial
+    (With --labels-per-class K1,K2,... the "fraction" column is
+    "labels_per_class" and holds K.)
+
     summary.csv        per (method, fraction): n, mean, sd, standard error and a
                        95% t-interval; per fraction and method m != supervised:
                        the paired difference m - supervised over the trials both
@@ -33,6 +36,8 @@ RESULT_FIELDS = ("method", "fraction", "trial", "seed", "split_seed", "weighted_
                  "accuracy", "seconds", "inputs", "primitives", "run_dir")
 SUMMARY_FIELDS = ("metric", "fraction", "method", "n", "mean", "sd", "se", "ci_low",
                   "ci_high", "wilcoxon_p")
+# The budget column's header when the experiment varies --labels-per-class.
+BUDGET_COLUMN = "labels_per_class"
 CHOICE_FIELDS = ("method", "fraction", "kind", "name", "trials_chosen", "trials",
                  "share_of_trials", "occurrences")
 
@@ -126,13 +131,15 @@ def choice_rows(rows, methods, fractions):
     return out
 
 
-def _csv_text(fields, rows):
+def _csv_text(fields, rows, per_class=False):
+    """CSV of `rows`; with `per_class` the "fraction" column (K labeled samples
+    per class, then) is headed "labels_per_class"."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore",
-                            lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([BUDGET_COLUMN if per_class and k == "fraction" else k
+                     for k in fields])
     for row in rows:
-        writer.writerow({k: _cell(row.get(k)) for k in fields})
+        writer.writerow([_cell(row.get(k)) for k in fields])
     return buffer.getvalue()
 
 
@@ -175,7 +182,7 @@ def write_reports(root, experiment):
                                 ("choices.csv", CHOICE_FIELDS,
                                  choice_rows(rows, methods, fractions))):
         written[name] = os.path.join(root, name)
-        atomic_write_text(written[name], _csv_text(fields, table))
+        atomic_write_text(written[name], _csv_text(fields, table, experiment.per_class))
     if experiment.protocol == "exp2":
         written["table3.md"] = os.path.join(root, "table3.md")
         atomic_write_text(written["table3.md"], table3_markdown(summary, methods))
@@ -183,7 +190,8 @@ def write_reports(root, experiment):
         from ssnas_tf.viz.plots import plot_label_fraction
         for ext in ("png", "svg"):
             path = os.path.join(root, f"label_fraction.{ext}")
-            plot_label_fraction(summary, path)
+            plot_label_fraction(summary, path, xlabel=(
+                "labeled samples per class K" if experiment.per_class else None))
             written[f"label_fraction.{ext}"] = path
     except ImportError as err:
         print(f"[ssnas experiment] no figure: {err}", flush=True)

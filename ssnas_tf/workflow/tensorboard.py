@@ -55,7 +55,10 @@ def _heat_map(weights):
 
 def step_callbacks(log_dir, step):
     """The TensorBoard callbacks of one step of a run, logging under `log_dir`."""
-    callbacks = [keras.callbacks.TensorBoard(log_dir, write_graph=False)]
+    # update_freq="batch": the scalars of every training step (batch_loss, ...)
+    # besides the epoch ones.
+    callbacks = [keras.callbacks.TensorBoard(log_dir, write_graph=False,
+                                             update_freq="batch")]
     if step == "search":
         callbacks.append(ArchitectureSummary(os.path.join(log_dir, "architecture")))
     return callbacks
