@@ -1,7 +1,8 @@
-"""Weighted F1 and wall time of the baselines on mfeat; one JSON line per run.
+"""Weighted F1 and wall time of the methods on one dataset; one JSON line per run.
 
-    python benchmarks/baselines_mfeat.py --seeds 0 1 2 --label-fraction 1.0 \\
-        --methods fixed:late fixed:aoa surrogate randomnet --output /tmp/bench
+    python benchmarks/baselines.py --seeds 0 1 2 --label-fraction 1.0 \\
+        --methods ssl supervised fixed:late fixed:aoa surrogate randomnet --output /tmp/bench
+    python benchmarks/baselines.py --dataset clipart ...
 
 Each seed trains its backbones once and every backbone-based method of that
 seed starts from a copy of them (they depend on the seed only), so the
@@ -23,6 +24,8 @@ from ssnas_tf.workflow.config import RunConfig
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="mfeat")
+    p.add_argument("--data-dir", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--label-fraction", type=float, default=1.0)
     p.add_argument("--methods", nargs="+", default=[
@@ -31,7 +34,9 @@ def parse_args(argv=None):
     p.add_argument("--backbone-epochs", type=int, default=5)
     p.add_argument("--finetune-epochs", type=int, default=20)
     p.add_argument("--search-epochs", type=int, default=3,
-                   help="surrogate: epochs per trial")
+                   help="ssl/supervised: search epochs; surrogate: epochs per trial")
+    p.add_argument("--pretrain-epochs", type=int, default=10,
+                   help="ssl: contrastive pretraining epochs")
     p.add_argument("--trials", type=int, default=6)
     p.add_argument("--trial-fraction", type=float, default=1.0,
                    help="randomnet: share of the training samples per trial")
@@ -41,11 +46,13 @@ def parse_args(argv=None):
 
 def _config(args, method, seed):
     name, _, fusion = method.partition(":")
-    return RunConfig(dataset="mfeat", method=name, fusion=fusion or "late", seed=seed,
+    return RunConfig(dataset=args.dataset, data_dir=args.data_dir, method=name,
+                     fusion=fusion or "late", seed=seed,
                      label_fraction=args.label_fraction,
                      backbone_epochs=args.backbone_epochs,
                      finetune_epochs=args.finetune_epochs,
-                     search_epochs=args.search_epochs, trials=args.trials,
+                     search_epochs=args.search_epochs,
+                     pretrain_epochs=args.pretrain_epochs, trials=args.trials,
                      trial_fraction=args.trial_fraction)
 
 
@@ -64,12 +71,13 @@ def run_one(args, method, seed, backbones):
     run.pretrain()
     run.finetune()
     results = run.evaluate()
-    return {"method": method, "seed": seed, "label_fraction": args.label_fraction,
+    return {"dataset": args.dataset, "method": method, "seed": seed,
+            "label_fraction": args.label_fraction,
             "weighted_f1": results["weighted_f1"], "accuracy": results.get("accuracy"),
             "seconds": round(time.perf_counter() - start, 1),
             "settings": {k: getattr(config, k) for k in (
-                "backbone_epochs", "finetune_epochs", "search_epochs", "trials",
-                "trial_fraction")}}
+                "backbone_epochs", "finetune_epochs", "search_epochs", "pretrain_epochs",
+                "trials", "trial_fraction")}}
 
 
 def main(argv=None):
