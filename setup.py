@@ -26,6 +26,11 @@ setup(
         "tensorboard",
         "numpy",
         "h5py",
+        # prepared (streamed) data: TFDS datasets in ArrayRecord shards;
+        # etils' epath, which TFDS's builders use, needs importlib_resources
+        "tensorflow-datasets>=4.9,<5",
+        "array-record",
+        "importlib_resources",
         "pillow",
         "scipy",  # the experiment statistics (t-intervals, Wilcoxon test)
     ],

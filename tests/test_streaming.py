@@ -104,7 +104,7 @@ def test_model_inputs_keep_order_and_convert_per_batch():
 
 def test_prepared_file_reads_rows_in_any_order(tmp_path):
     data = np.random.default_rng(1).integers(0, 256, (30, 4, 3, 2), dtype=np.uint8)
-    rows = prepare_rows(str(tmp_path / "rows.h5"), len(data), data.shape[1:], np.uint8,
+    rows = prepare_rows(str(tmp_path / "rows"), len(data), data.shape[1:], np.uint8,
                         lambda a, b: data[a:b], chunk_size=7, verbose=False)
     assert isinstance(rows, RowFile) and rows.shape == data.shape and len(rows) == 30
     for key in (np.array([29, 0, 5, 5, 13]), slice(3, 9), 4, (np.array([2, 1]), 0)):
@@ -112,3 +112,29 @@ def test_prepared_file_reads_rows_in_any_order(tmp_path):
     np.testing.assert_array_equal(np.asarray(rows), data)
     with pytest.raises(IndexError):
         rows[np.array([30])]
+
+
+def test_prepared_rows_are_a_tfds_dataset_in_source_order(tmp_path):
+    """The prepared folder is a plain TFDS ArrayRecord dataset: TFDS reads it
+    back in source order, and a preparation killed before its digest was
+    written is redone, not used."""
+    import os
+    import tensorflow_datasets as tfds
+    data = np.random.default_rng(2).integers(0, 256, (23, 3, 2), dtype=np.uint8)
+    path = str(tmp_path / "rows")
+    rows = prepare_rows(path, len(data), data.shape[1:], np.uint8, lambda a, b: data[a:b],
+                        chunk_size=5, verbose=False)
+    assert any(".array_record-" in name for name in os.listdir(rows.version_dir))
+    builder = tfds.builder_from_directory(rows.version_dir)
+    source = builder.as_data_source()["rows"]
+    back = np.stack([source[i]["row"] for i in range(len(source))])
+    np.testing.assert_array_equal(back, data)
+    digest = rows.digest()
+    assert len(digest) == 64
+    os.remove(os.path.join(rows.version_dir, "rows_sha256.txt"))
+    calls = []
+    again = prepare_rows(path, len(data), data.shape[1:], np.uint8,
+                         lambda a, b: calls.append(a) or data[a:b], chunk_size=5,
+                         verbose=False)
+    assert calls == [0, 5, 10, 15, 20] and again.digest() == digest
+    np.testing.assert_array_equal(np.asarray(again), data)

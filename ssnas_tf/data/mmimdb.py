@@ -61,7 +61,7 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
 
     Memory: on the HDF5 image path the posters stay on disk. With `stream`
     (the default) they are converted once, `chunk_size` rows at a time, into
-    uint8 RGB rows in a prepared file beside the HDF5 file
+    uint8 RGB rows of a TFDS ArrayRecord dataset beside the HDF5 file
     (`ssnas_tf.data.prepared`; about 3.2 GB for all 25,959 movies, reused while
     the source is unchanged), and `inputs["image"]` is a `RowFile` that reads
     only the rows a batch needs. Without `stream` they are converted into
@@ -359,7 +359,7 @@ def caffe_to_rgb(block):
 
 
 def _prepared_images(path, images, n, chunk_size, verbose):
-    """The posters as uint8 RGB rows in a prepared file (written once)."""
+    """The posters as uint8 RGB rows in a prepared TFDS dataset (written once)."""
     from ssnas_tf.data import prepared
     fingerprint = prepared.source_fingerprint(path, key="images", rows=n,
                                               conversion="caffe_to_rgb")
