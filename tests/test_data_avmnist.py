@@ -1,5 +1,7 @@
 """Tests for the AV-MNIST loader on tiny files in the published npy layout."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -136,3 +138,20 @@ def test_bad_labels_raise(tmp_path):
 def test_unknown_option_raises(tmp_path):
     with pytest.raises(DataError, match="unknown option"):
         load_avmnist(tmp_path, valid=2)
+
+
+def test_streamed_rows_equal_the_in_memory_ones_and_are_prepared_once(tmp_path, capfd):
+    from ssnas_tf.data.prepared import PREPARED_DIR, RowFile
+    root = _write(tmp_path)
+    streamed = load_avmnist(root, valid_size=3)
+    assert "preparing avmnist image" in capfd.readouterr().err
+    in_memory = load_avmnist(root, valid_size=3, stream=False)
+    for name in ("image", "audio"):
+        assert isinstance(streamed.inputs[name], RowFile)
+        assert isinstance(in_memory.inputs[name], np.ndarray)
+        np.testing.assert_array_equal(np.asarray(streamed.inputs[name]),
+                                      in_memory.inputs[name])
+    prepared = sorted(os.listdir(root / "image" / PREPARED_DIR))
+    load_avmnist(root, valid_size=3)
+    assert "preparing" not in capfd.readouterr().err  # reused
+    assert sorted(os.listdir(root / "image" / PREPARED_DIR)) == prepared

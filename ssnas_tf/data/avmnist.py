@@ -55,32 +55,70 @@ def _check_shape(array, path, row_shape, rows=None):
                         f"expected ({expected})")
 
 
+def _check_values(source, path):
+    """0-255 values, and not a float array scaled to [0, 1]; read chunk by chunk."""
+    floating = np.issubdtype(source.dtype, np.floating)
+    peak = 0.0
+    for begin in range(0, len(source), _CHUNK_ROWS):
+        chunk = np.asarray(source[begin:begin + _CHUNK_ROWS])
+        if chunk.size:
+            low, high = chunk.min(), chunk.max()
+            if low < -0.5 or high > 255.5 or np.isnan(high):
+                raise DataError(f"avmnist: {path} holds values outside 0-255 "
+                                f"(min {low}, max {high})")
+            peak = max(peak, float(high))
+    # Data scaled to [0, 1] would otherwise turn silently into black images.
+    if floating and 0 < peak <= 1:
+        raise DataError(f"avmnist: {path} looks scaled to [0, 1] (max {peak}); "
+                        "expected the published 0-255 scale")
+
+
+def _rows(sources, row_shape, start, stop):
+    """Rows [start, stop) of the sources laid end to end, as uint8 (n, *row_shape, 1)."""
+    parts, offset = [], 0
+    for source in sources:
+        lo, hi = max(start - offset, 0), min(stop - offset, len(source))
+        if lo < hi:
+            chunk = np.asarray(source[lo:hi])
+            if np.issubdtype(chunk.dtype, np.floating):
+                chunk = np.clip(np.rint(chunk), 0, 255)
+            parts.append(chunk.astype(np.uint8).reshape(hi - lo, *row_shape, 1))
+        offset += len(source)
+    return np.concatenate(parts)
+
+
 def _to_uint8(sources, row_shape, paths):
     """Copies 0-255 arrays (any numeric dtype) into one uint8 array, chunk by chunk."""
+    for source, path in zip(sources, paths):
+        _check_values(source, path)
     total = sum(len(s) for s in sources)
     out = np.empty((total, *row_shape, 1), dtype=np.uint8)
-    start = 0
-    for source, path in zip(sources, paths):
-        floating = np.issubdtype(source.dtype, np.floating)
-        peak = 0.0
-        for begin in range(0, len(source), _CHUNK_ROWS):
-            chunk = np.asarray(source[begin:begin + _CHUNK_ROWS])
-            if chunk.size:
-                low, high = chunk.min(), chunk.max()
-                if low < -0.5 or high > 255.5 or np.isnan(high):
-                    raise DataError(f"avmnist: {path} holds values outside 0-255 "
-                                    f"(min {low}, max {high})")
-                peak = max(peak, float(high))
-            if floating:
-                chunk = np.clip(np.rint(chunk), 0, 255)
-            out[start + begin:start + begin + len(chunk)] = chunk.reshape(
-                len(chunk), *row_shape, 1)
-        # Data scaled to [0, 1] would otherwise turn silently into black images.
-        if floating and 0 < peak <= 1:
-            raise DataError(f"avmnist: {path} looks scaled to [0, 1] (max {peak}); "
-                            "expected the published 0-255 scale")
-        start += len(source)
+    for begin in range(0, total, _CHUNK_ROWS):
+        stop = min(begin + _CHUNK_ROWS, total)
+        out[begin:stop] = _rows(sources, row_shape, begin, stop)
     return out
+
+
+def _prepared(name, sources, row_shape, paths, verbose):
+    """The rows as a prepared TFDS dataset beside the files (`data.prepared`),
+    checked and converted once, chunk by chunk; a `RowFile`."""
+    from ssnas_tf.data import prepared
+    files = {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in paths}
+    fingerprint = prepared.source_fingerprint(paths[0], files=files, key=name,
+                                              shape=list(row_shape))
+    checked = []
+
+    def read_chunk(start, stop):
+        if not checked:  # only when preparing: a prepared dataset is not re-read
+            for source, path in zip(sources, paths):
+                _check_values(source, path)
+            checked.append(True)
+        return _rows(sources, row_shape, start, stop)
+    return prepared.prepare_rows(
+        prepared.cache_path(paths[0], f"avmnist-{name}", fingerprint),
+        sum(len(s) for s in sources), (*row_shape, 1), np.uint8, read_chunk,
+        chunk_size=_CHUNK_ROWS, label=f"avmnist {name} of {paths[0].parent}",
+        verbose=verbose)
 
 
 def _labels(path, rows):
@@ -102,11 +140,16 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
         data_dir: the root folder described in the module doc. Required.
         **options: `valid_size`, the number of final train rows kept for
             validation. Defaults to 5000 (the common split 55,000 / 5,000 /
-            10,000). 0 gives no "valid" split.
+            10,000). 0 gives no "valid" split. `stream` (default True): the
+            images and spectrograms are prepared once into TFDS datasets
+            beside the files (`ssnas_tf.data.prepared`) and read a batch at a
+            time (`RowFile`s); False converts them into memory. `verbose`
+            (default True): progress lines while preparing.
 
     Returns:
         A `MultimodalDataset` named "avmnist" with modalities "image" (uint8
-        (N, 28, 28, 1)) and "audio" (spectrogram, uint8 (N, 112, 112, 1)), labels
+        (N, 28, 28, 1)) and "audio" (spectrogram, uint8 (N, 112, 112, 1); both
+        `RowFile`s when streamed), labels
         0-9 and splits "train", "valid", "test".
 
     Raises:
@@ -119,9 +162,10 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
         {'train': 55000, 'valid': 5000, 'test': 10000}
     """
     valid_size = options.pop("valid_size", 5000)
+    stream, verbose = options.pop("stream", True), options.pop("verbose", True)
     if options:
         raise DataError(f"avmnist: unknown option(s) {sorted(options)}; "
-                        "the only option is valid_size")
+                        "the options are valid_size, stream and verbose")
     image_dir, audio_dir, root = _folders(data_dir)
     image_paths = [image_dir / f"{part}_data.npy" for part in ("train", "test")]
     audio_paths = [audio_dir / f"{part}_data.npy" for part in ("train", "test")]
@@ -135,11 +179,16 @@ def load_avmnist(data_dir=None, **options) -> MultimodalDataset:
                      len(images[-1]))
         labels.append(_labels(root / f"{part}_labels.npy", len(images[-1])))
     splits = _splits(len(images[0]), len(images[1]), valid_size)
+
+    def convert(name, sources, row_shape, paths):
+        if stream:
+            return _prepared(name, sources, row_shape, paths, verbose)
+        return _to_uint8(sources, row_shape, paths)
     return MultimodalDataset(
         name="avmnist",
         inputs={
-            "image": _to_uint8(images, (IMAGE_SIDE, IMAGE_SIDE), image_paths),
-            "audio": _to_uint8(audios, (AUDIO_SIDE, AUDIO_SIDE), audio_paths),
+            "image": convert("image", images, (IMAGE_SIDE, IMAGE_SIDE), image_paths),
+            "audio": convert("audio", audios, (AUDIO_SIDE, AUDIO_SIDE), audio_paths),
         },
         kinds={"image": "image", "audio": "spectrogram"},
         labels=np.concatenate(labels),
