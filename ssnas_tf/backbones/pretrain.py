@@ -29,15 +29,24 @@ def _pool(taps):
 
 
 def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size, seed,
-                  temperature, learning_rate, projection_dim, verbose, max_steps):
+                  temperature, learning_rate, projection_dim, verbose, max_steps,
+                  checkpoints=None):
     n = len(index)
     if n < 2:
         raise ValueError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
-    # Rows are read a batch at a time (the data may be on disk). Each modality
-    # gets its own order and augmentation seeds (SeedSequence, not seed + k).
-    ds = view_pairs(dataset, index, batch, config, derive_seed(seed, modality),
-                    max_steps=max_steps)
+
+    def batches(start_epoch):
+        # Rows are read a batch at a time (the data may be on disk). Each
+        # modality gets its own order and augmentation seeds (SeedSequence,
+        # not seed + k); epoch e's batches do not depend on where we start.
+        return view_pairs(dataset, index, batch, config, derive_seed(seed, modality),
+                          start_epoch, max_steps=max_steps)
+    ds = batches(0)
+    # The projection head's initial weights depend on the modality alone, not
+    # on which modalities were pretrained before in this process (a resumed
+    # step skips the finished ones).
+    keras.utils.set_random_seed(derive_seed(seed, modality, "init"))
     # The backbone's taps, pooled and concatenated, are the encoder of a
     # standard contrastive model; the head is dropped afterwards.
     spec = backbone.inputs[0]
@@ -47,9 +56,18 @@ def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size
         projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature))
     model(next(iter(ds))[0])
     model.compile(keras.optimizers.Adam(learning_rate))
-    logs = model.fit(ds, epochs=epochs, steps_per_epoch=steps_per_epoch(n, batch, max_steps),
-                     shuffle=False,
-                     verbose=0, callbacks=[_EpochPrinter(modality)] if verbose else [])
+    callbacks = [_EpochPrinter(modality)] if verbose else []
+    initial_epoch = 0
+    if checkpoints is not None:
+        model.optimizer.build(model.trainable_variables)  # before its state is restored
+        initial_epoch = checkpoints.begin(modality, model)
+        callbacks.append(checkpoints.callback(modality))
+        ds = batches(initial_epoch)
+    if initial_epoch >= epochs:
+        return []
+    logs = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
+                     steps_per_epoch=steps_per_epoch(n, batch, max_steps),
+                     shuffle=False, verbose=0, callbacks=callbacks)
     return [float(v) for v in logs.history["loss"]]
 
 
@@ -72,7 +90,8 @@ def pretrain_backbones(backbones, dataset, train_index,
                        learning_rate: float = 1e-3, projection_dim: int = 128,
                        modalities: Optional[Sequence[str]] = None,
                        return_history: bool = False,
-                       max_steps_per_epoch: Optional[int] = None):
+                       max_steps_per_epoch: Optional[int] = None,
+                       checkpoints=None):
     """Unimodal SimCLR pretraining of each modality's backbone, without labels.
 
     For each modality separately: batches of its `train_index` rows (labels are
@@ -110,6 +129,11 @@ def pretrain_backbones(backbones, dataset, train_index,
         return_history: return per-epoch mean losses instead of the last one.
             Defaults to False.
         max_steps_per_epoch: cap on the batches per epoch. Defaults to None.
+        checkpoints: resume points, e.g.
+            `ssnas_tf.workflow.resume.BackboneCheckpoints`: modalities it
+            reports done are skipped, the one in training continues from its
+            last finished epoch, and each finished modality is recorded.
+            Defaults to None (no checkpoints).
 
     Returns:
         modality -> mean loss of the last epoch (a list of per-epoch means with
@@ -128,7 +152,11 @@ def pretrain_backbones(backbones, dataset, train_index,
     config = augment_config or augment_lib.AugmentConfig()
     index = np.asarray(train_index, dtype=np.int64)
     results = {}
+    done = checkpoints.done() if checkpoints is not None else []
     for modality in modalities:
+        if modality in done:
+            results[modality] = [] if return_history else None  # pretrained before
+            continue
         backbone = models[modality]
         if not backbone.trainable_weights:
             if verbose:
@@ -140,8 +168,11 @@ def pretrain_backbones(backbones, dataset, train_index,
         history = _pretrain_one(
             modality, backbone, one, index, config, epochs,
             batch_size, seed, temperature, learning_rate, projection_dim, verbose,
-            max_steps_per_epoch)
-        results[modality] = history if return_history else history[-1]
+            max_steps_per_epoch, checkpoints)
+        results[modality] = history if return_history else (history or [None])[-1]
+        if checkpoints is not None:
+            done.append(modality)
+            checkpoints.finish(modality, done)
     return results
 
 

@@ -62,14 +62,20 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.exclude = tuple(exclude)
 
     def on_epoch_end(self, epoch, logs=None):
-        arrays = {}
-        for group, variables in _variables(self.model, self.optimizers, self.exclude).items():
-            for i, variable in enumerate(variables):
-                arrays[f"{group}/{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
         state = {"epoch": epoch + 1, **(self.state_fn() if self.state_fn else {})}
-        arrays[_STATE_KEY] = np.array(json.dumps(state))
-        with atomic_output(self.path, suffix=".npz") as tmp:
-            np.savez(tmp, **arrays)
+        save_checkpoint(self.path, self.model, self.optimizers, state, self.exclude)
+
+
+def save_checkpoint(path, model, optimizers, state, exclude=()):
+    """Writes the variables of `model` and `optimizers` and the JSON-able
+    `state` to the `.npz` file `path`, atomically (`restore_checkpoint` reads it)."""
+    arrays = {}
+    for group, variables in _variables(model, optimizers, exclude).items():
+        for i, variable in enumerate(variables):
+            arrays[f"{group}/{i}"] = np.asarray(keras.ops.convert_to_numpy(variable))
+    arrays[_STATE_KEY] = np.array(json.dumps(state))
+    with atomic_output(path, suffix=".npz") as tmp:
+        np.savez(tmp, **arrays)
 
 
 def restore_checkpoint(path, model, optimizers, exclude=()):

@@ -69,8 +69,8 @@ from ssnas_tf.workflow.fingerprint import (dataset_fingerprint, fingerprint_chan
 from ssnas_tf.nas.callbacks import GenotypeTracker
 from ssnas_tf.precision import precision_scope
 from ssnas_tf.workflow.lock import RunLock
-from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, StepCheckpoint, config_differences,
-                                      finished_steps)
+from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, BackboneCheckpoints, StepCheckpoint,
+                                      config_differences, finished_steps)
 from ssnas_tf.workflow import devices, reproducibility
 from ssnas_tf.workflow.seeds import SeedTree
 
@@ -450,18 +450,22 @@ class Run:
                   if c.backbones == "reference" else None)
         backbones = self._distributed(backbones_lib.build_backbones(
             self.dataset, pool, width=c.backbone_width, custom=custom))
+        checkpoints = None
         if c.backbone_pretraining == "none":
             _log("[ssnas] backbones: random and frozen (--backbone-pretraining none)")
         elif c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
                  f"{c.backbone_epochs} epochs on {len(pool)} {c.backbone_pretraining} "
                  f"samples (labels unused)")
+            checkpoints = BackboneCheckpoints(self.directory, backbones)
             backbones_lib.pretrain_backbones(
                 backbones, self.dataset, pool, self.augment_config,
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
                 max_steps_per_epoch=c.max_steps_per_epoch,
-                verbose=0 if self.verbose < 2 else 1)
+                verbose=0 if self.verbose < 2 else 1, checkpoints=checkpoints)
         atomic_save_model(backbones, self.path("backbones.keras"))
+        if checkpoints is not None:
+            checkpoints.clear()
         return self._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
 
     def _frozen_backbones(self):
