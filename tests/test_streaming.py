@@ -138,3 +138,24 @@ def test_prepared_rows_are_a_tfds_dataset_in_source_order(tmp_path):
                          verbose=False)
     assert calls == [0, 5, 10, 15, 20] and again.digest() == digest
     np.testing.assert_array_equal(np.asarray(again), data)
+
+
+def test_rows_spilled_to_disk_while_preparing_keep_their_order(tmp_path, monkeypatch):
+    """Past the write buffer TFDS spills records to buckets on disk; the rows
+    still come back in source order, and the library's buffer is restored."""
+    from tensorflow_datasets.core import shuffle
+    from ssnas_tf.data import prepared
+    monkeypatch.setattr(prepared, "_WRITE_BUFFER_BYTES", 100)  # a few rows
+    before = shuffle.MAX_MEM_BUFFER_SIZE
+    buckets = []
+    number = shuffle.get_bucket_number
+    monkeypatch.setattr(shuffle, "get_bucket_number",
+                        lambda **k: buckets.append(number(**k)) or buckets[-1])
+    data = np.random.default_rng(3).integers(0, 256, (257, 6, 4), dtype=np.uint8)
+    rows = prepare_rows(str(tmp_path / "rows"), len(data), data.shape[1:], np.uint8,
+                        lambda a, b: data[a:b], chunk_size=16, verbose=False)
+    np.testing.assert_array_equal(np.asarray(rows), data)
+    np.testing.assert_array_equal(rows[np.array([256, 0, 100])], data[[256, 0, 100]])
+    assert shuffle.MAX_MEM_BUFFER_SIZE == before
+    # Spread over the buckets in row order (not all in bucket 0, read whole).
+    assert buckets == sorted(buckets) and len(set(buckets)) > 200

@@ -96,6 +96,12 @@ def _builder_class():
             return {SPLIT: self._generate_examples()}
 
         def _generate_examples(self):
+            # Without shuffling TFDS orders the records by key and, past its
+            # write buffer, spills them to 1,000 buckets by key range over
+            # [0, 2**128): keys 0..N-1 would all land in bucket 0, which is
+            # read back whole. Spreading row i's key to i * stride keeps the
+            # order and puts N / 1,000 rows in each bucket.
+            stride = (2**128 - 1) // max(self._num_rows, 1)
             for start in range(0, self._num_rows, self._chunk_size):
                 stop = min(start + self._chunk_size, self._num_rows)
                 chunk = np.ascontiguousarray(self._read_chunk(start, stop), self._dtype)
@@ -103,7 +109,7 @@ def _builder_class():
                 # the same rows is the same data (`workflow.fingerprint`).
                 self.sha256.update(memoryview(chunk).cast("B"))
                 for offset, row in enumerate(chunk):
-                    yield start + offset, {"row": row}
+                    yield (start + offset) * stride, {"row": row}
                 self._progress(stop)
 
     return PreparedRows
@@ -148,26 +154,40 @@ def prepare_rows(path, num_rows, row_shape, dtype, read_chunk, chunk_size=256,
         mode = (tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
                 if not os.path.exists(_version_dir(path))
                 else tfds.download.GenerateMode.FORCE_REDOWNLOAD)
-        with _progress_bars(verbose):
+        with _preparation_settings(verbose):
             builder.download_and_prepare(
                 download_config=tfds.download.DownloadConfig(download_mode=mode))
         _write_digest(path, builder.sha256.hexdigest())
     return RowFile(path)
 
 
-class _progress_bars:
-    """TFDS's progress bars on or off for one preparation."""
+# TFDS's writer keeps records in memory until they reach its
+# shuffle.MAX_MEM_BUFFER_SIZE (1 GB) before it spills them to temporary
+# buckets on disk: 1 GB more peak memory for a large dataset. The rows are
+# read back bucket by bucket (see the keys in `_generate_examples`), so a
+# small buffer costs nothing but bounds the preparation's memory.
+_WRITE_BUFFER_BYTES = 64 << 20
+
+
+class _preparation_settings:
+    """TFDS's progress bars on or off, and its write buffer small, for one
+    preparation."""
 
     def __init__(self, on):
         self.on = on
 
     def __enter__(self):
         import tensorflow_datasets as tfds
+        from tensorflow_datasets.core import shuffle
         tfds.display_progress_bar(self.on)
+        self.buffer, shuffle.MAX_MEM_BUFFER_SIZE = (shuffle.MAX_MEM_BUFFER_SIZE,
+                                                    _WRITE_BUFFER_BYTES)
 
     def __exit__(self, *exc):
         import tensorflow_datasets as tfds
+        from tensorflow_datasets.core import shuffle
         tfds.display_progress_bar(True)
+        shuffle.MAX_MEM_BUFFER_SIZE = self.buffer
 
 
 def _write_digest(path, digest):
