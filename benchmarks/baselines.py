@@ -41,6 +41,9 @@ def parse_args(argv=None):
     p.add_argument("--trial-fraction", type=float, default=1.0,
                    help="randomnet: share of the training samples per trial")
     p.add_argument("--output", default="runs/bench-baselines")
+    p.add_argument("--reuse-backbones", action="store_true",
+                   help="keep OUTPUT/backbones-s<seed>/backbones.keras when it exists "
+                   "(a rerun with the same settings, e.g. for more methods)")
     return p.parse_args(argv)
 
 
@@ -86,8 +89,9 @@ def main(argv=None):
         config = _config(args, "fixed:late", seed)
         base = open_run(os.path.join(args.output, f"backbones-s{seed}"), config, verbose=0)
         start = time.perf_counter()
-        base.start(overwrite=True)
-        base.train_backbones()
+        if not (args.reuse_backbones and os.path.exists(base.path("backbones.keras"))):
+            base.start(overwrite=True)
+            base.train_backbones()
         print(json.dumps({"method": "backbones", "seed": seed,
                           "seconds": round(time.perf_counter() - start, 1)}), flush=True)
         for method in args.methods:

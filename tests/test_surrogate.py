@@ -70,3 +70,24 @@ def test_cli_surrogate_search_resumes_and_keeps_the_best_trial(tmp_path):
     assert results["search_trials"] == 3 and results["method"] == "surrogate"
     assert results["genotype"] == genotype.to_dict()
     assert os.path.isdir(results["export_dir"])
+
+
+def test_surrogate_trials_log_hparams_with_tensorboard(tmp_path):
+    """Run(..., tensorboard=True): each surrogate trial gets TensorBoard logs
+    with its HParams and the objective the oracle recorded."""
+    from ssnas_tf.workflow.baselines import open_run
+    from ssnas_tf.workflow.config import RunConfig
+    from test_randomnet import _event_records
+    config = RunConfig(method="surrogate", trials=1, search_epochs=1, backbone_epochs=0,
+                       backbone_width=8, channels=8, num_cells=1, num_steps=1,
+                       multiplier=1, label_fraction=0.3,
+                       dataset_options={"views": ["fou", "mor"]})
+    run = open_run(str(tmp_path / "run"), config, verbose=0, tensorboard=True)
+    run.start()
+    results = run.search()
+    records = _event_records(os.path.join(run.directory, "tensorboard", "search"))
+    trial = results["search_best_trial"]
+    mine = [r for r in records if r[0].split(os.sep)[0] == trial]
+    assert any(plugin == "hparams" for _, _, plugin, _ in mine)
+    assert [s for _, tag, _, s in mine if tag == "val_weighted_f1"] == [
+        pytest.approx(results["search_best_score"], abs=1e-6)]
