@@ -96,7 +96,7 @@ def test_sampling_covers_the_space_with_bernoulli_skips():
     (lambda a: a["fusion"][0].update(reads=[["img", 1]]), r"fusion\[0\].reads: no cell 1"),
     (lambda a: a["modalities"]["img"]["cell"][0].update(op="conv7x7"), r"cell\[0\].op"),
     (lambda a: a["modalities"]["img"]["cell"][1].update(skips=[1]), r"cell\[1\].skips"),
-    (lambda a: a["modalities"]["vec"].update(kind="text"), "RandomNet works on raw"),
+    (lambda a: a["modalities"]["vec"].update(kind="graph"), "RandomNet works on raw"),
     (lambda a: a.update(format="other"), "format"),
 ])
 def test_bad_architectures_are_refused(mutate, message):
@@ -236,3 +236,35 @@ def test_tuner_trials_log_hparams_and_their_score_to_tensorboard(tmp_path):
         scores = [s for _, tag, _, s in mine if tag == "val_weighted_f1"]
         assert scores == [pytest.approx(trial.score, abs=1e-6)], (trial_id, mine)
         assert any(tag.startswith("epoch_loss") for _, tag, _, _ in mine)
+
+
+def test_raw_text_becomes_a_token_sequence_from_the_training_vocabulary(tmp_path):
+    """A raw-text modality (clipart's titles): the vocabulary comes from the
+    training rows only, the model reads strings, trains a step, and a short
+    RandomNet search runs on it."""
+    rng = np.random.default_rng(0)
+    n = 40
+    labels = np.arange(n) % 2
+    words = np.array(["red apple", "blue sky"])
+    text = np.array([f"{words[y]} item{i}" for i, y in enumerate(labels)], dtype=object)
+    text[-1] = "unseenword only here"  # not a training row
+    data = MultimodalDataset("texty", {"title": text,
+                                       "vec": rng.normal(size=(n, 3)).astype("float32")},
+                             {"title": "text", "vec": "vector"}, labels, ["a", "b"])
+    train, valid = np.arange(0, 30), np.arange(30, n)
+    shapes, stats, vocab = rn_search.model_inputs_info(data, train)
+    assert {"red", "apple", "blue", "sky"} <= set(vocab["title"])
+    assert "unseenword" not in vocab["title"]  # from the training rows only
+    arch = sample_architecture(data.kinds, 3)
+    assert arch["modalities"]["title"]["kind"] == "text"
+    model = build_randomnet(arch, shapes, 2, stats, vocab)
+    x = {"title": np.asarray(text[:4], dtype=str), "vec": data.inputs["vec"][:4]}
+    assert tuple(model(x).shape) == (4, 2)
+    model.compile(keras.optimizers.Adam(1e-2),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    before = model.get_layer("title_embed").get_weights()[0].copy()
+    model.train_on_batch(x, labels[:4])
+    assert not np.allclose(before, model.get_layer("title_embed").get_weights()[0])
+    tuner = rn_search.randomnet_search(data, train, valid, str(tmp_path), trials=1,
+                                       batch_size=8, trial_fraction=1.0)
+    assert rn_search.best_trial(tuner).score is not None

@@ -33,7 +33,12 @@ from keras import layers
 
 OPS = ("conv3x3", "conv5x5", "sep_conv3x3", "sep_conv5x5", "max_pool", "avg_pool")
 ACTIVATIONS = ("relu", "tanh", "identity", "sigmoid")
-SUPPORTED_KINDS = ("image", "spectrogram", "sequence", "vector")
+SUPPORTED_KINDS = ("image", "spectrogram", "sequence", "text", "vector")
+# Spatial rank of each kind's cells (raw text becomes a token sequence).
+_RANK = {"image": 2, "spectrogram": 2, "sequence": 1, "text": 1, "vector": 0}
+# Raw text: tokens kept per sample, and the vocabulary size.
+TEXT_LENGTH = 64
+TEXT_MAX_TOKENS = 20000
 NUM_LAYERS = 5
 NUM_CELLS = 3
 SKIP_PROBABILITY = 0.5
@@ -183,7 +188,7 @@ def _activation(name):
 
 def _op(kind, op, width, name):
     """The layer for one op; None means identity (pools on vectors)."""
-    rank = {"image": 2, "spectrogram": 2, "sequence": 1, "vector": 0}[kind]
+    rank = _RANK[kind]
     if rank == 0:
         return None if op.endswith("pool") else layers.Dense(width, name=name)
     size = 5 if "5x5" in op else 3
@@ -216,7 +221,7 @@ def _cell(x, spec, prefix):
 
 def _modality_cells(name, spec, x):
     """The stacked cells of one modality; returns their globally pooled outputs."""
-    rank = {"image": 2, "spectrogram": 2, "sequence": 1, "vector": 0}[spec["kind"]]
+    rank = _RANK[spec["kind"]]
     pooled = []
     for c in range(spec["num_cells"]):
         if c and rank:
@@ -228,12 +233,23 @@ def _modality_cells(name, spec, x):
     return pooled
 
 
-def _input_layer(name, spec, shape, vector_stats, vocab_size):
+def _input_layer(name, spec, shape, vector_stats, vocabulary):
     """Raw input -> the tensor the first cell reads."""
     kind = spec["kind"]
     if kind == "sequence":
         inp = keras.Input(shape, dtype="int32", name=name)
-        return inp, layers.Embedding(vocab_size, EMBED_DIM, name=f"{name}_embed")(inp)
+        return inp, layers.Embedding(vocabulary, EMBED_DIM, name=f"{name}_embed")(inp)
+    if kind == "text":
+        # The backbones' standardisation (core TF ops: servable), then the
+        # word ids of the training text's vocabulary.
+        from ssnas_tf.backbones.layers import standardize_text
+        inp = keras.Input((), dtype="string", name=name)
+        vectorize = layers.TextVectorization(
+            standardize=standardize_text, output_sequence_length=TEXT_LENGTH,
+            vocabulary=list(vocabulary), name=f"{name}_vectorize")
+        embed = layers.Embedding(vectorize.vocabulary_size(), EMBED_DIM,
+                                 name=f"{name}_embed")
+        return inp, embed(vectorize(inp))
     inp = keras.Input(shape, dtype="float32", name=name)
     if kind == "vector":
         mean, variance = vector_stats[name]
@@ -253,7 +269,10 @@ def build_randomnet(arch, input_shapes, num_classes, vector_stats=None,
         num_classes: logits width.
         vector_stats: modality -> (mean, variance) per feature, for vector
             modalities. Defaults to None (zero mean, unit variance).
-        vocab_sizes: modality -> vocabulary size, for sequence modalities.
+        vocab_sizes: modality -> vocabulary size, for sequence modalities;
+            for raw text modalities, the vocabulary itself (a list of tokens,
+            `ssnas_tf.tuners.search.model_inputs_info` adapts it on the
+            training rows).
         name: model name. Defaults to "randomnet".
 
     Returns:

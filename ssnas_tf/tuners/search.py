@@ -42,7 +42,8 @@ def score_f1(model, x, y, task):
 
 def model_inputs_info(dataset, train_index):
     """Per-modality input shapes, vector statistics (training rows only) and
-    vocabulary sizes: what `build_randomnet` needs besides the architecture."""
+    vocabulary sizes (raw text: the training rows' vocabulary): what
+    `build_randomnet` needs besides the architecture."""
     shapes, stats, vocab = {}, {}, {}
     for name, array in dataset.inputs.items():
         shapes[name] = tuple(array.shape[1:])
@@ -55,7 +56,22 @@ def model_inputs_info(dataset, train_index):
             vocabulary = dataset.extras.get("vocabulary")
             vocab[name] = max(len(vocabulary) if vocabulary is not None else 0,
                               int(array.max()) + 1)
+        elif kind == "text":
+            vocab[name] = text_vocabulary(array, train_index)
     return shapes, stats, vocab
+
+
+def text_vocabulary(texts, train_index):
+    """The tokens of the training rows' text (at most
+    `randomnet.TEXT_MAX_TOKENS`, most frequent first), standardised like the
+    backbones' text."""
+    import tensorflow as tf
+    from ssnas_tf.backbones.layers import standardize_text
+    from ssnas_tf.tuners.randomnet import TEXT_MAX_TOKENS
+    vectorize = keras.layers.TextVectorization(max_tokens=TEXT_MAX_TOKENS,
+                                               standardize=standardize_text)
+    vectorize.adapt(tf.constant(np.asarray(texts)[train_index].astype(str)))
+    return [t for t in vectorize.get_vocabulary() if t not in ("", "[UNK]")]
 
 
 class RandomNetHyperModel(keras_tuner.HyperModel):
