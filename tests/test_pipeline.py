@@ -305,7 +305,8 @@ def test_cli_step_by_step_supervised(tmp_path, capsys):
     assert main(["export", "--output", d]) == 0
     results = _check_cli_results(d, "supervised")
     assert results["seconds"]["pretrain"] == 0.0
-    assert results["search_criterion"].startswith("validation weighted F1")
+    assert results["search_criterion"].startswith("weighted F1 on ")
+    assert "held-out" in results["search_criterion"]
     assert "ssnas " not in capsys.readouterr().err  # no "ssnas <cmd>: error"
 
 
