@@ -34,7 +34,8 @@ Rerunning the command skips finished trials (results.json holds a test score
 and config.json matches the plan) and resumes unfinished ones like `ssnas run`
 does: finished steps are kept and the interrupted step continues from its last
 finished epoch (`Run.run_all`). Trial t of every method and fraction shares
-its backbones, trained once (`ssnas_tf.workflow.shared_backbones`). A trial whose config.json differs from the plan is an error naming the fields, unless
+its backbones, trained once (`ssnas_tf.workflow.shared_backbones`). A trial
+whose config.json differs from the plan is an error naming the fields, unless
 --overwrite, which reruns every trial.
 
 Parallelism: `--jobs N` runs N trials at a time, each in its own process

@@ -148,4 +148,8 @@ class BackboneCheckpoints:
 
     def clear(self):
         """Removes every backbone checkpoint (the step's artifact is written)."""
-        StepCheckpoint(self.directory, "backbones", None, {}).finish()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+        folder = os.path.dirname(self.path)
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
