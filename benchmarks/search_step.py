@@ -40,6 +40,8 @@ def peak_rss_mb():
 
 
 def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
+    from ssnas_tf.quiet import quiet_tensorflow
+    quiet_tensorflow()  # TensorFlow starts as in the `ssnas` command line
     import keras
     import numpy as np
     import tensorflow as tf
