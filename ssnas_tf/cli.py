@@ -247,6 +247,9 @@ def _experiment_parser(sub):
                      "then supervised training with no contrastive pretraining")
     exp.add_argument("--jobs", type=int, default=1,
                      help="trials at once, each in its own process")
+    exp.add_argument("--report-only", action="store_true",
+                     help="write the reports of the trials finished so far and "
+                     "run nothing (same flags as the experiment)")
     _config_flags(exp, per_run=False)
 
 
@@ -308,10 +311,14 @@ def main(argv=None):
     from ssnas_tf.workflow.run import RunError
     try:
         if args.command == "experiment":
-            from ssnas_tf.workflow.experiment import ExperimentError, run_experiment
+            from ssnas_tf.workflow.experiment import (ExperimentError, report_experiment,
+                                                      run_experiment)
             try:
-                run_experiment(_experiment_from_args(args), args.output, jobs=args.jobs,
-                               overwrite=args.overwrite)
+                if args.report_only:
+                    report_experiment(_experiment_from_args(args), args.output)
+                else:
+                    run_experiment(_experiment_from_args(args), args.output,
+                                   jobs=args.jobs, overwrite=args.overwrite)
             except ExperimentError as err:
                 raise RunError(str(err)) from None
         elif args.command in ("run", "search"):

@@ -398,3 +398,26 @@ def test_cli_labels_per_class_errors(tmp_path, capsys, args, message):
     assert main(["experiment", "--output", output, *args]) == 2
     assert message in capsys.readouterr().err
     assert not os.path.exists(output)
+
+
+def test_report_only_reports_finished_trials_and_runs_nothing(tmp_path, capsys):
+    from ssnas_tf.cli import main
+    root = str(tmp_path / "exp")
+    flags = ["experiment", "--output", root, "--fractions", "0.1,1", "--trials", "2",
+             "--seed", "3", "--epochs", "1"]
+    exp = experiment(base=RunConfig(seed=3, search_epochs=1,
+                                    backbone_pretraining="external"))
+    run_experiment(exp, root, runner=FakeRunner(), report=False)
+    unfinished = trial_dir(root, exp.plan()[-1])
+    os.remove(os.path.join(unfinished, "results.json"))  # as if still running
+    assert main(flags + ["--report-only"]) == 0
+    rows = _csv(os.path.join(root, "results.csv"))
+    assert len(rows) == len(exp.plan()) - 1
+    assert not os.path.exists(os.path.join(unfinished, "results.json"))  # not run
+    # Other flags than the experiment's: an error naming the field, no report.
+    os.remove(os.path.join(root, "results.csv"))
+    assert main(flags[:-1] + ["2", "--report-only"]) == 2
+    assert "base_config.search_epochs" in capsys.readouterr().err
+    assert main(["experiment", "--output", str(tmp_path / "none"), "--report-only"]) == 2
+    assert "experiment.json not found" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(root, "results.csv"))

@@ -407,6 +407,38 @@ def run_experiment(experiment, root, jobs=1, overwrite=False, runner=None, repor
     return statuses
 
 
+def _plan_differences(planned, stored):
+    """Names of the plan fields (base_config.<field> for run settings) that differ."""
+    names = [k for k in set(planned) | set(stored)
+             if k != "base_config" and planned.get(k) != stored.get(k)]
+    base, old = planned["base_config"], stored.get("base_config", {})
+    names += [f"base_config.{k}" for k in set(base) | set(old) if base.get(k) != old.get(k)]
+    return sorted(names)
+
+
+def report_experiment(experiment, root):
+    """Writes the reports of the finished trials; runs nothing.
+
+    For a grid that is still running (here or on other machines) or was
+    stopped: the tables and figure cover the trials finished so far.
+
+    Raises:
+        ExperimentError: `root` holds no experiment.json, or one whose plan
+            differs from `experiment` (the fields are named).
+    """
+    path = os.path.join(root, "experiment.json")
+    stored = _read_json(path)
+    if stored is None:
+        raise ExperimentError(f"{path} not found: no experiment to report on")
+    differences = _plan_differences(experiment.to_dict(), stored)
+    if differences:
+        raise ExperimentError(
+            f"{path} holds another plan ({', '.join(differences)} differ): pass the "
+            "flags the experiment was started with")
+    from ssnas_tf.workflow.report import write_reports
+    return write_reports(root, experiment)
+
+
 def main(argv=None):
     """`python -m ssnas_tf.workflow.experiment TRIAL_DIR`: one trial, for --jobs."""
     argv = sys.argv[1:] if argv is None else argv
