@@ -8,11 +8,14 @@ that `peak_rss_mb` is that batch size's own peak.
     python benchmarks/search_step.py --preset mmimdb --batch-sizes 8,32,128
     python benchmarks/search_step.py --batch-sizes 32,128 --precision mixed_bfloat16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
+    python benchmarks/search_step.py --threads 1   # as `ssnas run --threads 1`
 
 Prints one JSON line per batch size: impl, precision, batch, step_ms_median,
 samples_per_s (train-batch samples per second), cpu_ms_median (process CPU
 time per step, all threads) and samples_per_cpu_s, peak_rss_mb,
-trainable_params. On a machine shared with other work, the CPU-time figures
+trainable_params, cores and intra_op_threads (null: TensorFlow's default,
+one per core). TensorFlow starts as in the `ssnas` command line
+(`ssnas_tf.quiet`). On a machine shared with other work, the CPU-time figures
 are the steadier ones: wall time counts the waits for a core.
 """
 
@@ -39,7 +42,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
+def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None):
     from ssnas_tf.quiet import quiet_tensorflow
     quiet_tensorflow()  # TensorFlow starts as in the `ssnas` command line
     import keras
@@ -52,6 +55,8 @@ def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
     from ssnas_tf.nas.model_search import SearchNetwork
 
     cfg = PRESETS[preset]
+    if threads:  # threads per op, before the first op (the CLI's --threads)
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.random.set_seed(0)
     keras.mixed_precision.set_global_policy(precision)  # a fresh process each
     network = SearchNetwork(
@@ -90,7 +95,8 @@ def run_one(preset, batch, steps, warmup, jit_compile, precision="float32"):
             "cpu_ms_median": round(1000 * cpu_median, 2),
             "samples_per_cpu_s": round(batch / cpu_median, 1),
             "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
-            "steps": steps, "threads": os.cpu_count(),
+            "steps": steps, "cores": os.cpu_count(),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or None,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"}
 
 
@@ -104,17 +110,21 @@ def main(argv=None):
                         help="XLA (slower on CPU; for GPUs)")
     parser.add_argument("--precision", default="float32",
                         choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per op, as `ssnas run --threads` (default: one per core)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.preset, args.one, args.steps, args.warmup,
-                                 args.jit_compile, args.precision)), flush=True)
+                                 args.jit_compile, args.precision, args.threads)), flush=True)
         return
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         cmd = [sys.executable, __file__, "--preset", args.preset, "--one", str(batch),
                "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--precision", args.precision]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         if args.jit_compile:
             cmd.append("--jit-compile")
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
