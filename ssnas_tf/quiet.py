@@ -9,10 +9,13 @@ augmentation op. `quiet_tensorflow()` must run before TensorFlow is imported.
 It also keeps the start-up lean. Importing TensorFlow imports Keras, which
 imports scikit-learn, IPython and matplotlib whenever they are installed, for
 integrations a command-line process never uses through Keras (its scikit-learn
-wrapper, notebook display, image galleries). Those imports cost about 105 MB
-of resident memory and 2 s per process here. They are deferred, not removed: a
-later `import sklearn` (keras-tuner's Bayesian oracle) or `import matplotlib`
-(the experiment figure) loads them as usual.
+wrapper, notebook display, image galleries); TensorFlow's own legacy Keras
+(`tensorflow.python.keras`, which Keras 3 does not use) imports SciPy and
+h5py. Those imports cost about 125 MB of resident memory and 2 s per process
+here. They are deferred, not removed: a later `import sklearn` (keras-tuner's
+Bayesian oracle), `import scipy` (the experiment statistics), `import h5py`
+(the MM-IMDB reader) or `import matplotlib` (the experiment figure) loads them
+as usual; Keras 3 itself imports SciPy and h5py lazily.
 """
 
 import contextlib
@@ -30,7 +33,7 @@ _NOTICES = re.compile(
 
 # Optional packages Keras imports at start-up for integrations the CLI does
 # not use (see the module docstring).
-DEFERRED_IMPORTS = ("sklearn", "IPython", "matplotlib")
+DEFERRED_IMPORTS = ("sklearn", "IPython", "matplotlib", "scipy", "h5py")
 
 
 def quiet_tensorflow(min_log_level="2"):
