@@ -199,6 +199,11 @@ def _read_json(path):
         return None
 
 
+def _differing_keys(a, b):
+    """The keys, sorted, whose values differ between two JSON objects."""
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
 def trial_status(directory, config):
     """"done", "unfinished" or "new".
 
@@ -209,8 +214,7 @@ def trial_status(directory, config):
     saved = _read_json(os.path.join(directory, "config.json"))
     if saved is None:
         return "new"
-    wanted = json.loads(config.to_json())
-    differ = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    differ = _differing_keys(saved, json.loads(config.to_json()))
     if differ:
         raise ExperimentError(
             f"{directory}/config.json differs from the experiment's plan in "
@@ -409,10 +413,9 @@ def run_experiment(experiment, root, jobs=1, overwrite=False, runner=None, repor
 
 def _plan_differences(planned, stored):
     """Names of the plan fields (base_config.<field> for run settings) that differ."""
-    names = [k for k in set(planned) | set(stored)
-             if k != "base_config" and planned.get(k) != stored.get(k)]
-    base, old = planned["base_config"], stored.get("base_config", {})
-    names += [f"base_config.{k}" for k in set(base) | set(old) if base.get(k) != old.get(k)]
+    names = [k for k in _differing_keys(planned, stored) if k != "base_config"]
+    names += [f"base_config.{k}" for k in
+              _differing_keys(planned["base_config"], stored.get("base_config", {}))]
     return sorted(names)
 
 
