@@ -125,6 +125,25 @@ def test_concat_fc_matches_numpy_in_inference_mode():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", ["linear_glu", "concat_fc"])
+def test_one_tensor_as_x_and_y_matches_the_concat_path(name):
+    """A search step calls op([t, t]); the halved matmul must equal [t, t] W."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    op = _built(name, dropout=0.0)
+    randomise_weights(op, rng)
+    t = tf.constant(_inputs(rng)[0])
+    results = []
+    for y in (t, tf.identity(t)):  # the same tensor, then an equal copy
+        with tf.GradientTape() as tape:
+            out = op([t, y], training=True)  # batch statistics, as in search
+            loss = tf.reduce_sum(tf.sin(out))
+        results.append([out] + tape.gradient(loss, op.trainable_weights))
+    for same, copy in zip(*results):
+        np.testing.assert_allclose(same, copy, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", list(PRIMITIVES))
 def test_config_round_trip(name):
     rng = np.random.default_rng(6)

@@ -76,8 +76,12 @@ class MixedStep(layers.Layer):
             op.build(input_shape)
 
     def call(self, inputs, weights, training=None):
-        outs = [op(inputs, training=training) for op in self.ops]
-        return weighted_sum(outs, weights)
+        # Zero adds nothing to the sum or to any gradient: leave its term out.
+        terms = [i for i, name in enumerate(self.primitives) if name != "zero"]
+        if not terms:
+            terms = range(len(self.ops))
+        outs = [self.ops[i](inputs, training=training) for i in terms]
+        return weighted_sum(outs, [weights[i] for i in terms])
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -145,7 +149,9 @@ class SearchCell(layers.Layer):
         offset = 0
         for m, step in enumerate(self.steps):
             count = 2 + m
-            t = weighted_sum(nodes, beta_weights[offset:offset + count, IDENTITY])
+            w = beta_weights[offset:offset + count, IDENTITY]
+            # Nodes 0 and 1 are both h: one product with their summed weight.
+            t = weighted_sum([h] + nodes[2:], [w[0] + w[1]] + [w[i] for i in range(2, count)])
             nodes.append(step([t, t], gamma_weights[m], training=training))
             offset += count
         return self.output_block(nodes[-self.node_multiplier:], h, training=training)
