@@ -229,6 +229,19 @@ def test_masked_token_mean_ignores_pad_and_mask():
     assert layer.trainable_weights == []
 
 
+def test_frozen_masked_token_mean_stays_frozen_after_a_keras_round_trip(tmp_path):
+    """A frozen backbone's embedding must not become trainable on reload (the
+    reloaded classifier would train it, and its optimizer would not load)."""
+    ids = keras.Input((None,), dtype="int32")
+    backbone = keras.Model(ids, bb.MaskedTokenMean(5, 4, name="mean")(ids))
+    backbone.trainable = False  # as a run freezes its backbones
+    model = keras.Model(ids, keras.layers.Dense(2, name="head")(backbone(ids)))
+    assert [w.path for w in model.trainable_weights] == ["head/kernel", "head/bias"]
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert [w.path for w in loaded.trainable_weights] == ["head/kernel", "head/bias"]
+
+
 def test_sequence_backbone_uses_frozen_pretrained_embedding(tiny_dataset):
     matrix = tiny_dataset.extras["embedding"]
     model = bb.build_backbone("seq", "sequence", tiny_dataset.inputs["seq"], width=16,

@@ -227,7 +227,9 @@ class MaskedTokenMean(layers.Layer):
         self.embedding = layers.Embedding(
             self.vocab_size, self.output_dim,
             embeddings_initializer=self.embeddings_initializer, name="embedding")
-        self.embedding.trainable = self.embedding_trainable
+        # A layer reloaded frozen (config trainable=False) keeps its embedding
+        # frozen: Keras restores `trainable` on this layer only, not on sublayers.
+        self.embedding.trainable = self.embedding_trainable and self.trainable
 
     def build(self, input_shape):
         self.embedding.build(input_shape)
