@@ -51,6 +51,19 @@ class StepGenotype:
     inner_steps: Tuple[str, ...]
     inner_concat: Tuple[int, ...]
 
+    @property
+    def live_steps(self):
+        """Indices (0-based) of the inner steps whose output reaches `inner_concat`.
+
+        As with cells, a step outside `inner_concat` that no later live step
+        reads is dead: the derived cell does not build it.
+        """
+        live = {i - 2 for i in self.inner_concat if i >= 2}
+        for m in range(len(self.inner_steps) - 1, -1, -1):
+            if m in live:
+                live.update(i - 2 for _, i in self.inner_edges[2 * m:2 * m + 2] if i >= 2)
+        return tuple(sorted(live))
+
 
 @dataclasses.dataclass(frozen=True)
 class Genotype:

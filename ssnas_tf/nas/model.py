@@ -4,8 +4,9 @@ Each cell applies its inner steps to its two chosen inputs (x = h1, y = h2),
 with the same concat / residual / LayerNorm as during search; the network
 output is the concatenation of the genotype's `concat` cells -> LayerNorm ->
 ReLU -> flatten. Only live cells (those whose output reaches the network output) are built,
-and only the backbone features they read get reshape layers, so unused
-backbone taps and dead cells cost nothing.
+only their live inner steps (those that reach the cell output), and only the
+backbone features they read get reshape layers, so unused backbone taps, dead
+cells and dead steps cost nothing (the reference builds and computes them all).
 """
 
 import keras
@@ -15,6 +16,15 @@ from ssnas_tf.nas.cells import CellOutput, FusionOutput, check_feature_names
 from ssnas_tf.nas.feature_reshape import FeatureReshape
 from ssnas_tf.nas.genotypes import Genotype, StepGenotype
 from ssnas_tf.nas.operations import make_primitive
+
+
+def _from_config(cls, config):
+    """`from_config` of the derived layers. A config without `build_dead_steps`
+    was saved when every step was built; Keras keys list entries by class, so
+    pruning it could load a dead step's weights into a live step of the same
+    primitive."""
+    config.setdefault("build_dead_steps", True)
+    return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -30,10 +40,14 @@ class DerivedCell(layers.Layer):
             Defaults to None.
         torch_defaults: PyTorch's Dense init and BN variance. Defaults to
             False.
+        build_dead_steps: also build the steps that reach no output, as
+            cells saved before dead steps were left out did (their `.keras`
+            files load with it). Defaults to False.
     """
 
     def __init__(self, step_genotype, channels=192, length=16, dropout=0.1,
-                 attention_dropout=None, torch_defaults=False, **kwargs):
+                 attention_dropout=None, torch_defaults=False, build_dead_steps=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(step_genotype, dict):
             step_genotype = StepGenotype(
@@ -46,8 +60,12 @@ class DerivedCell(layers.Layer):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.torch_defaults = torch_defaults
+        self.build_dead_steps = build_dead_steps
+        live = set(range(len(step_genotype.inner_steps)) if build_dead_steps
+                   else step_genotype.live_steps)
         self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
                                    torch_defaults, name=f"step_{m + 1}_{p}")
+                    if m in live else None
                     for m, p in enumerate(step_genotype.inner_steps)]
         self.output_block = CellOutput(len(step_genotype.inner_concat), dropout,
                                        torch_defaults, name="output")
@@ -55,7 +73,8 @@ class DerivedCell(layers.Layer):
     def build(self, input_shape):
         shape = input_shape[0]
         for op in self.ops:
-            op.build([shape, shape])
+            if op is not None:
+                op.build([shape, shape])
         self.output_block.build(shape)
 
     def call(self, inputs, training=None):
@@ -63,7 +82,7 @@ class DerivedCell(layers.Layer):
         edges = self.step_genotype.inner_edges
         for m, op in enumerate(self.ops):
             a, b = edges[2 * m][1], edges[2 * m + 1][1]
-            nodes.append(op([nodes[a], nodes[b]], training=training))
+            nodes.append(None if op is None else op([nodes[a], nodes[b]], training=training))
         concat = [nodes[i] for i in self.step_genotype.inner_concat]
         return self.output_block(concat, inputs[0], training=training)
 
@@ -79,8 +98,10 @@ class DerivedCell(layers.Layer):
                            "inner_concat": list(g.inner_concat)},
             channels=self.channels, length=self.length, dropout=self.dropout,
             attention_dropout=self.attention_dropout,
-            torch_defaults=self.torch_defaults)
+            torch_defaults=self.torch_defaults, build_dead_steps=self.build_dead_steps)
         return config
+
+    from_config = classmethod(_from_config)
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")
@@ -99,6 +120,7 @@ class DerivedNetwork(layers.Layer):
             `dropout`. Defaults to None.
         torch_defaults: PyTorch's Dense initialisation and BN running
             variance (`ssnas_tf.nas.layers`). Defaults to False.
+        build_dead_steps: see `DerivedCell`. Defaults to False.
 
     Example:
     >>> net = DerivedNetwork(Genotype.load("genotype.json"), channels=64, length=8)
@@ -106,7 +128,8 @@ class DerivedNetwork(layers.Layer):
     """
 
     def __init__(self, genotype, channels=192, length=16, dropout=0.1,
-                 attention_dropout=None, torch_defaults=False, **kwargs):
+                 attention_dropout=None, torch_defaults=False, build_dead_steps=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if isinstance(genotype, dict):
             genotype = Genotype.from_dict(genotype)
@@ -116,13 +139,14 @@ class DerivedNetwork(layers.Layer):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.torch_defaults = torch_defaults
+        self.build_dead_steps = build_dead_steps
         self.autocast = False  # inputs stay as given: each FeatureReshape casts after pooling
         self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
                                               name=f"reshape_{name}")
                          for name in genotype.used_inputs}
         live = set(genotype.live_cells)
         self.cells = [DerivedCell(s, channels, length, dropout, attention_dropout,
-                                  torch_defaults, name=f"cell_{k + 1}")
+                                  torch_defaults, build_dead_steps, name=f"cell_{k + 1}")
                       if k in live else None
                       for k, s in enumerate(genotype.steps)]
         self.output_block = FusionOutput(name="output")
@@ -160,5 +184,8 @@ class DerivedNetwork(layers.Layer):
         config.update(genotype=self.genotype.to_dict(), channels=self.channels,
                       length=self.length, dropout=self.dropout,
                       attention_dropout=self.attention_dropout,
-                      torch_defaults=self.torch_defaults)
+                      torch_defaults=self.torch_defaults,
+                      build_dead_steps=self.build_dead_steps)
         return config
+
+    from_config = classmethod(_from_config)
