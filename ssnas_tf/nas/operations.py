@@ -110,8 +110,8 @@ class _ConcatLinear(_Primitive):
         if x is y:
             # A search-cell step fuses t with itself: [t, t] W = t (W_x + W_y),
             # half the matmul of the concat, and no concat.
-            kernel, c = self.dense.kernel, x.shape[-1]
-            z = ops.matmul(x, kernel[:c] + kernel[c:])
+            kernel_x, kernel_y = ops.split(self.dense.kernel, 2, axis=0)  # split: see LinearGLU
+            z = ops.matmul(x, kernel_x + kernel_y)
             z = z + self.dense.bias
         else:
             z = self.dense(ops.concatenate(inputs, axis=-1))
