@@ -70,18 +70,17 @@ class MixedStep(layers.Layer):
         self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
                                    torch_defaults, name=p)
                     for p in self.primitives]
+        # Zero adds nothing to the sum or to any gradient: its term is left out.
+        self.summed = (tuple(i for i, p in enumerate(self.primitives) if p != "zero")
+                       or tuple(range(len(self.primitives))))
 
     def build(self, input_shape):
         for op in self.ops:
             op.build(input_shape)
 
     def call(self, inputs, weights, training=None):
-        # Zero adds nothing to the sum or to any gradient: leave its term out.
-        terms = [i for i, name in enumerate(self.primitives) if name != "zero"]
-        if not terms:
-            terms = range(len(self.ops))
-        outs = [self.ops[i](inputs, training=training) for i in terms]
-        return weighted_sum(outs, [weights[i] for i in terms])
+        outs = [self.ops[i](inputs, training=training) for i in self.summed]
+        return weighted_sum(outs, [weights[i] for i in self.summed])
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]

@@ -93,8 +93,8 @@ def genotype_summary(genotype):
             continue
         out = [inner[i] for i in step.inner_concat]
         head = out[0] if len(out) == 1 else f"concat({', '.join(out)})"
-        steps = ", ".join(f"Step_{s + 1} = {call}"
-                          + ("" if s in step.live_steps else " (unused)")
+        live = step.live_steps
+        steps = ", ".join(f"Step_{s + 1} = {call}" + ("" if s in live else " (unused)")
                           for s, call in enumerate(calls))
         lines.append(f"{name} = {head} with {steps}")
     lines.append(f"Output = concat({', '.join(names[i] for i in genotype.concat)})")
