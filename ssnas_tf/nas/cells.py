@@ -7,7 +7,7 @@ Both cells end the same way (`CellOutput`) and both networks end the same way
 import keras
 from keras import layers, ops
 
-from ssnas_tf.nas.layers import batch_norm, dense
+from ssnas_tf.nas.layers import LayerNorm, batch_norm, dense
 
 
 def check_feature_names(layer_name, input_names, input_shape):
@@ -50,7 +50,7 @@ class CellOutput(layers.Layer):
             self.project_bn = batch_norm(self.torch_defaults)
             self.project_bn.build((n, length, channels))
             self.project_dropout = layers.Dropout(self.dropout)
-        self.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
         self.norm.build(input_shape)
 
     def call(self, nodes, x, training=None):
@@ -81,7 +81,7 @@ class FusionOutput(layers.Layer):
 
     def build(self, input_shape):
         n, length, channels = input_shape[0]
-        self.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
         self.norm.build((n, length, len(input_shape) * channels))
 
     def call(self, cell_outputs):

@@ -1,4 +1,4 @@
-"""Dense and batch-norm layers of the fusion network, with optional PyTorch defaults.
+"""Dense and norm layers of the fusion network, with optional PyTorch defaults.
 
 The BM-NAS reference is PyTorch; two of its module defaults differ from Keras's:
 
@@ -10,12 +10,17 @@ The BM-NAS reference is PyTorch; two of its module defaults differ from Keras's:
   the biased one for both.
 
 `torch_defaults=True` gives the PyTorch behaviour; the default is Keras's.
+
+`BatchNorm` and `LayerNorm` are Keras's layers (same weights, same config)
+whose training path uses `ssnas_tf.nas.normalization`'s closed-form gradients.
 """
 
 import math
 
 import keras
-from keras import layers, ops
+from keras import backend, layers, ops
+
+from ssnas_tf.nas import normalization
 
 
 def dense(units, fan_in, torch_defaults=False, **kwargs):
@@ -46,26 +51,83 @@ def batch_norm(torch_defaults=False, **kwargs):
             variance. Defaults to False.
         **kwargs: passed to the layer.
     """
-    cls = UnbiasedVarianceBatchNorm if torch_defaults else layers.BatchNormalization
+    cls = UnbiasedVarianceBatchNorm if torch_defaults else BatchNorm
     return cls(momentum=0.9, epsilon=1e-5, **kwargs)
 
 
+def _float_dtype(x):
+    """The dtype a norm computes in: float32 at least, as Keras's norms do."""
+    return backend.result_type(x.dtype, "float32")
+
+
 @keras.saving.register_keras_serializable(package="ssnas_tf")
-class UnbiasedVarianceBatchNorm(layers.BatchNormalization):
-    """BatchNormalization whose moving variance tracks the unbiased batch variance.
+class BatchNorm(layers.BatchNormalization):
+    """Keras's BatchNormalization, trained through `normalization.batch_norm`.
+
+    The fast path covers the fusion network's use (channels last, scale and
+    centre, no mask, renorm or synchronised statistics); everything else, and
+    inference, is Keras's own code.
+    """
+
+    unbiased_moving_variance = False
+
+    def _fast_path(self, inputs, training, mask):
+        return (training and self.trainable and mask is None and not self.synchronized
+                and not self.renorm and self.scale and self.center
+                and self.axis in (-1, len(inputs.shape) - 1))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fast_path(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        x = ops.cast(inputs, _float_dtype(inputs))
+        outputs, mean, variance = normalization.batch_norm(
+            x, ops.cast(self.gamma, x.dtype), ops.cast(self.beta, x.dtype), self.epsilon)
+        if self.unbiased_moving_variance:
+            count = ops.cast(ops.prod(ops.shape(x)[:-1]), x.dtype)
+            variance = variance * count / ops.maximum(count - 1.0, 1.0)
+        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
+            moving.assign(moving * self.momentum
+                          + ops.cast(batch, moving.dtype) * (1.0 - self.momentum))
+        return ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class UnbiasedVarianceBatchNorm(BatchNorm):
+    """BatchNorm whose moving variance tracks the unbiased batch variance.
 
     It normalises with the biased batch variance, as Keras and torch both do;
     only the moving-average update uses var * n / (n - 1), as torch does.
     """
 
+    unbiased_moving_variance = True
+
     def call(self, inputs, training=None, mask=None):
         outputs = super().call(inputs, training=training, mask=mask)
-        if training and self.trainable and mask is None:
+        if (training and self.trainable and mask is None
+                and not self._fast_path(inputs, training, mask)):
+            # Keras's path added (1 - m) * biased; add the rest of (1 - m) * unbiased.
             x = ops.cast(inputs, "float32")
             axes = self._reduction_axes  # set by the parent's build
             n = ops.cast(ops.prod(ops.take(ops.shape(x), axes)), "float32")
             variance = ops.var(x, axis=axes)
-            # The parent added (1 - m) * biased; add the rest of (1 - m) * unbiased.
             self.moving_variance.assign_add(
                 (1.0 - self.momentum) * variance / ops.maximum(n - 1.0, 1.0))
         return outputs
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class LayerNorm(layers.LayerNormalization):
+    """Keras's LayerNormalization, through `normalization.layer_norm` when the
+    normalised axes are the trailing ones (as everywhere in the fusion network)."""
+
+    def call(self, inputs):
+        rank = len(inputs.shape)
+        axes = sorted(a % rank for a in self.axis)
+        if (self.rms_scaling or not (self.scale and self.center)
+                or axes != list(range(rank - len(axes), rank))):
+            return super().call(inputs)
+        x = ops.cast(inputs, _float_dtype(inputs))
+        outputs = normalization.layer_norm(
+            x, ops.cast(self.gamma, x.dtype), ops.cast(self.beta, x.dtype),
+            self.epsilon, len(axes))
+        return ops.cast(outputs, self.compute_dtype)

@@ -24,7 +24,7 @@ import math
 import keras
 from keras import layers, ops
 
-from ssnas_tf.nas.layers import batch_norm, dense
+from ssnas_tf.nas.layers import LayerNorm, batch_norm, dense
 
 PAPER_PRIMITIVES = ("zero", "sum", "attention", "linear_glu", "concat_fc")
 REFERENCE_PRIMITIVES = ("sum", "attention", "linear_glu", "concat_fc")
@@ -80,7 +80,7 @@ class ScaledDotAttention(_Primitive):
 
     def build(self, input_shape):
         self.dropout_layer = layers.Dropout(self.dropout)
-        self.norm = layers.LayerNormalization(axis=(-2, -1), epsilon=1e-5)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
         self.norm.build(input_shape[0])
 
     def call(self, inputs, training=None):
