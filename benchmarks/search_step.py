@@ -42,11 +42,11 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None):
+def build_step(preset, batch, jit_compile=False, precision="float32", threads=None):
+    """(step, model, batch pair): the compiled alternating search step on random features."""
     from ssnas_tf.quiet import quiet_tensorflow
     quiet_tensorflow()  # TensorFlow starts as in the `ssnas` command line
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from ssnas_tf.ssl.heads import classifier_head
@@ -72,12 +72,19 @@ def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", thre
         y = tf.cast(tf.random.uniform((n, cfg["num_classes"])) < 0.2, tf.float32)
         return x, y
 
-    train, valid = batch_of(batch), batch_of(batch)
-    model(train[0])
+    batches = (batch_of(batch), batch_of(batch))
+    model(batches[0][0])
     model.compile(*reference_optimizers(steps_per_epoch=1000),
                   weight_decay=1e-4, arch_weight_decay=1e-3)
     model.build_optimizers()
-    step = tf.function(model.train_step, jit_compile=jit_compile)
+    return tf.function(model.train_step, jit_compile=jit_compile), model, batches
+
+
+def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None):
+    import numpy as np
+    import tensorflow as tf
+
+    step, model, (train, valid) = build_step(preset, batch, jit_compile, precision, threads)
     for _ in range(warmup):
         step((train, valid))
     times, cpu_times = [], []

@@ -87,7 +87,7 @@ def test_norms_compute_in_float32_under_mixed_bfloat16():
 
 
 def test_other_uses_fall_back_to_keras():
-    """Renorm, masks and a channels-first axis take Keras's path, unchanged."""
+    """Renorm and a channels-first axis take Keras's path, unchanged."""
     x = np.random.default_rng(4).normal(size=(6, 5, 4)).astype("float32")
     for kwargs in (dict(axis=1), dict(renorm=True)):
         ours, theirs = BatchNorm(**kwargs), keras.layers.BatchNormalization(**kwargs)

@@ -6,7 +6,8 @@ broadcast multiplies), and autodiff of them adds more passes (a `Tile` per
 mean, the gradient of every product). The closed-form gradients below need
 fewer: batch norm's dx folds into dy * a + x * b + c with per-channel a, b, c.
 Both give Keras's outputs and gradients to float32 rounding (tests compare
-them); together they cut the search step's op time by about a tenth.
+them); together they cut the search step's CPU time by 2-8%
+(`benchmarks/norms.py`).
 
 The standard formulas, with xhat = (x - mean) / sqrt(var + eps), g = dy * gamma
 and means over the normalised axes:
