@@ -81,6 +81,8 @@ def build_step(preset, batch, jit_compile=False, precision="float32", threads=No
 
 
 def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None):
+    from ssnas_tf.quiet import quiet_tensorflow
+    quiet_tensorflow()  # before any TensorFlow import, or its deferrals come too late
     import numpy as np
     import tensorflow as tf
 
