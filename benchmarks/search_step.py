@@ -9,12 +9,13 @@ that `peak_rss_mb` is that batch size's own peak.
     python benchmarks/search_step.py --batch-sizes 32,128 --precision mixed_bfloat16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
     python benchmarks/search_step.py --threads 1   # as `ssnas run --threads 1`
+    python benchmarks/search_step.py --threads 1 --inter-threads 1   # ops one at a time
 
 Prints one JSON line per batch size: impl, precision, batch, step_ms_median,
 samples_per_s (train-batch samples per second), cpu_ms_median (process CPU
 time per step, all threads) and samples_per_cpu_s, peak_rss_mb,
-trainable_params, cores and intra_op_threads (null: TensorFlow's default,
-one per core). TensorFlow starts as in the `ssnas` command line
+trainable_params, cores, intra_op_threads and inter_op_threads (null:
+TensorFlow's default, one per core). TensorFlow starts as in the `ssnas` command line
 (`ssnas_tf.quiet`). On a machine shared with other work, the CPU-time figures
 are the steadier ones: wall time counts the waits for a core.
 """
@@ -42,7 +43,8 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build_step(preset, batch, jit_compile=False, precision="float32", threads=None):
+def build_step(preset, batch, jit_compile=False, precision="float32", threads=None,
+               inter_threads=None):
     """(step, model, batch pair): the compiled alternating search step on random features."""
     from ssnas_tf.quiet import quiet_tensorflow
     quiet_tensorflow()  # TensorFlow starts as in the `ssnas` command line
@@ -57,6 +59,8 @@ def build_step(preset, batch, jit_compile=False, precision="float32", threads=No
     cfg = PRESETS[preset]
     if threads:  # threads per op, before the first op (the CLI's --threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
+    if inter_threads:  # how many ops run at once
+        tf.config.threading.set_inter_op_parallelism_threads(inter_threads)
     tf.random.set_seed(0)
     keras.mixed_precision.set_global_policy(precision)  # a fresh process each
     network = SearchNetwork(
@@ -80,13 +84,15 @@ def build_step(preset, batch, jit_compile=False, precision="float32", threads=No
     return tf.function(model.train_step, jit_compile=jit_compile), model, batches
 
 
-def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None):
+def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", threads=None,
+            inter_threads=None):
     from ssnas_tf.quiet import quiet_tensorflow
     quiet_tensorflow()  # before any TensorFlow import, or its deferrals come too late
     import numpy as np
     import tensorflow as tf
 
-    step, model, (train, valid) = build_step(preset, batch, jit_compile, precision, threads)
+    step, model, (train, valid) = build_step(preset, batch, jit_compile, precision, threads,
+                                             inter_threads)
     for _ in range(warmup):
         step((train, valid))
     times, cpu_times = [], []
@@ -106,6 +112,7 @@ def run_one(preset, batch, steps, warmup, jit_compile, precision="float32", thre
             "peak_rss_mb": round(peak_rss_mb(), 1), "trainable_params": params,
             "steps": steps, "cores": os.cpu_count(),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or None,
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or None,
             "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"}
 
 
@@ -121,11 +128,14 @@ def main(argv=None):
                         choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--threads", type=int, default=None,
                         help="threads per op, as `ssnas run --threads` (default: one per core)")
+    parser.add_argument("--inter-threads", type=int, default=None,
+                        help="ops run at once (default: TensorFlow's, one per core)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(run_one(args.preset, args.one, args.steps, args.warmup,
-                                 args.jit_compile, args.precision, args.threads)), flush=True)
+                                 args.jit_compile, args.precision, args.threads,
+                                 args.inter_threads)), flush=True)
         return
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
@@ -134,6 +144,8 @@ def main(argv=None):
                "--precision", args.precision]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        if args.inter_threads:
+            cmd += ["--inter-threads", str(args.inter_threads)]
         if args.jit_compile:
             cmd.append("--jit-compile")
         out = subprocess.run(cmd, env=env, capture_output=True, text=True)
