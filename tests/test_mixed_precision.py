@@ -161,3 +161,36 @@ def test_features_are_pooled_before_the_cast(monkeypatch):
         out = net(features)
     assert out.dtype == "bfloat16"
     assert seen and all(dtype == "float32" for dtype in seen)
+
+
+@pytest.mark.parametrize("primitive", ["sum", "attention", "linear_glu", "concat_fc"])
+def test_mixed_classifier_reloads_under_float32_unchanged(tmp_path, primitive):
+    """`ssnas evaluate` and `export` (and a user's `load_model`) reload the
+    fine-tuned classifier outside the run's policy. Sublayers made in a layer's
+    constructor or build are not saved with their own dtype: they must follow
+    their parent's, or the reloaded model mixes float32 and bfloat16."""
+    from ssnas_tf.backbones.layers import MaskedTokenMean
+    from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
+    from ssnas_tf.workflow.config import RunConfig
+    from ssnas_tf.workflow.run import Run
+
+    rng = np.random.default_rng(4)
+    x = {"tokens": rng.integers(0, 20, size=(3, 7)).astype("int32"),
+         "image": rng.normal(size=(3, 8, 6, 3)).astype("float32")}
+    step = StepGenotype(((EDGE_OP, 0), (EDGE_OP, 1)), (primitive,), (2,))
+    genotype = Genotype(inputs=("text", "image"), edges=((EDGE_OP, 0), (EDGE_OP, 1)),
+                        steps=(step,), concat=(2,))
+    with precision_scope("mixed_bfloat16"):
+        tokens = keras.Input((7,), dtype="int32", name="tokens")
+        image = keras.Input((8, 6, 3), name="image")
+        backbones = keras.Model(
+            {"tokens": tokens, "image": image},
+            {"text": keras.layers.Dense(6)(MaskedTokenMean(20, 5)(tokens)),
+             "image": keras.layers.Conv2D(4, 3, padding="same")(image)})
+        config = RunConfig(channels=8, length=4, num_cells=1, multiplier=1)
+        encoder = Run(str(tmp_path / "run"), config).build_encoder(genotype, backbones)
+        classifier = keras.Model(encoder.input, classifier_head(3)(encoder.output))
+        expected = np.asarray(classifier(x))
+    classifier.save(tmp_path / "classifier.keras")
+    reloaded = keras.models.load_model(tmp_path / "classifier.keras")
+    np.testing.assert_array_equal(reloaded.predict(x, verbose=0), expected)

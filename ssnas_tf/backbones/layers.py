@@ -224,8 +224,11 @@ class MaskedTokenMean(layers.Layer):
         self.ignore_ids = tuple(int(i) for i in ignore_ids)
         self.embedding_trainable = bool(embedding_trainable)
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        # The parent's dtype policy: a sublayer made here is not saved with the
+        # model, so without it a mixed-precision model reloaded under float32
+        # would mix a float32 embedding with bfloat16 masks.
         self.embedding = layers.Embedding(
-            self.vocab_size, self.output_dim,
+            self.vocab_size, self.output_dim, dtype=self.dtype_policy,
             embeddings_initializer=self.embeddings_initializer, name="embedding")
         # A layer reloaded frozen (config trainable=False) keeps its embedding
         # frozen: Keras restores `trainable` on this layer only, not on sublayers.

@@ -45,12 +45,12 @@ class CellOutput(layers.Layer):
         n, length, channels = input_shape
         if self.node_multiplier > 1:
             fan_in = self.node_multiplier * channels
-            self.project = dense(channels, fan_in, self.torch_defaults)
+            self.project = dense(channels, fan_in, self.torch_defaults, dtype=self.dtype_policy)
             self.project.build((n, length, fan_in))
-            self.project_bn = batch_norm(self.torch_defaults)
+            self.project_bn = batch_norm(self.torch_defaults, dtype=self.dtype_policy)
             self.project_bn.build((n, length, channels))
-            self.project_dropout = layers.Dropout(self.dropout)
-        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
+            self.project_dropout = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5, dtype=self.dtype_policy)
         self.norm.build(input_shape)
 
     def call(self, nodes, x, training=None):
@@ -81,7 +81,7 @@ class FusionOutput(layers.Layer):
 
     def build(self, input_shape):
         n, length, channels = input_shape[0]
-        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5, dtype=self.dtype_policy)
         self.norm.build((n, length, len(input_shape) * channels))
 
     def call(self, cell_outputs):

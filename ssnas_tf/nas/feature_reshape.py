@@ -108,15 +108,16 @@ class FeatureReshape(layers.Layer):
             raise ValueError(
                 f"{self.name}: spatial feature {tuple(input_shape)} needs "
                 f"length to be a perfect square, got {self.length}")
-        self.dense = dense(self.channels, input_shape[-1], self.torch_defaults)
+        self.dense = dense(self.channels, input_shape[-1], self.torch_defaults,
+                           dtype=self.dtype_policy)
         self.dense.build((None, input_shape[-1]))
-        self.bn = batch_norm(self.torch_defaults)
+        self.bn = batch_norm(self.torch_defaults, dtype=self.dtype_policy)
         # Vectors are normalised before being repeated to L positions, except
         # with torch's unbiased variance, whose n / (n - 1) counts the copies.
         self.repeat_vector_first = rank == 2 and self.torch_defaults
         self.bn.build((None, self.channels) if rank == 2 and not self.repeat_vector_first
                       else (None, self.length, self.channels))
-        self.dropout_layer = layers.Dropout(self.dropout)
+        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
     def pool(self, x):
         """(N, ...) -> (N, L, D) before the channel map."""

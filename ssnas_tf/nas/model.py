@@ -64,11 +64,13 @@ class DerivedCell(layers.Layer):
         live = set(range(len(step_genotype.inner_steps)) if build_dead_steps
                    else step_genotype.live_steps)
         self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
-                                   torch_defaults, name=f"step_{m + 1}_{p}")
+                                   torch_defaults, name=f"step_{m + 1}_{p}",
+                                   dtype=self.dtype_policy)
                     if m in live else None
                     for m, p in enumerate(step_genotype.inner_steps)]
         self.output_block = CellOutput(len(step_genotype.inner_concat), dropout,
-                                       torch_defaults, name="output")
+                                       torch_defaults, name="output",
+                                       dtype=self.dtype_policy)
 
     def build(self, input_shape):
         shape = input_shape[0]
@@ -142,14 +144,16 @@ class DerivedNetwork(layers.Layer):
         self.build_dead_steps = build_dead_steps
         self.autocast = False  # inputs stay as given: each FeatureReshape casts after pooling
         self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
-                                              name=f"reshape_{name}")
+                                              name=f"reshape_{name}",
+                                              dtype=self.dtype_policy)
                          for name in genotype.used_inputs}
         live = set(genotype.live_cells)
         self.cells = [DerivedCell(s, channels, length, dropout, attention_dropout,
-                                  torch_defaults, build_dead_steps, name=f"cell_{k + 1}")
+                                  torch_defaults, build_dead_steps, name=f"cell_{k + 1}",
+                                  dtype=self.dtype_policy)
                       if k in live else None
                       for k, s in enumerate(genotype.steps)]
-        self.output_block = FusionOutput(name="output")
+        self.output_block = FusionOutput(name="output", dtype=self.dtype_policy)
 
     @property
     def input_names(self):

@@ -68,7 +68,7 @@ class MixedStep(layers.Layer):
         self.attention_dropout = attention_dropout
         self.torch_defaults = torch_defaults
         self.ops = [make_primitive(p, channels, length, dropout, attention_dropout,
-                                   torch_defaults, name=p)
+                                   torch_defaults, name=p, dtype=self.dtype_policy)
                     for p in self.primitives]
         # Zero adds nothing to the sum or to any gradient: its term is left out.
         self.summed = (tuple(i for i, p in enumerate(self.primitives) if p != "zero")
@@ -134,9 +134,10 @@ class SearchCell(layers.Layer):
         self.torch_defaults = torch_defaults
         self.steps = [MixedStep(channels, length, dropout, primitives,
                                 attention_dropout, torch_defaults,
-                                name=f"step_{m + 1}") for m in range(num_steps)]
+                                name=f"step_{m + 1}", dtype=self.dtype_policy)
+                      for m in range(num_steps)]
         self.output_block = CellOutput(node_multiplier, dropout, torch_defaults,
-                                       name="output")
+                                       name="output", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         for step in self.steps:
@@ -233,13 +234,15 @@ class SearchNetwork(layers.Layer):
         self.torch_defaults = torch_defaults
         self.autocast = False  # inputs stay as given: each FeatureReshape casts after pooling
         self.reshapes = {name: FeatureReshape(channels, length, dropout, torch_defaults,
-                                              name=f"reshape_{name}")
+                                              name=f"reshape_{name}",
+                                              dtype=self.dtype_policy)
                          for name in self.input_names}
         self.cells = [SearchCell(channels, length, num_steps, node_multiplier,
                                  dropout, primitives, attention_dropout,
-                                 torch_defaults, name=f"cell_{j + 1}")
+                                 torch_defaults, name=f"cell_{j + 1}",
+                                 dtype=self.dtype_policy)
                       for j in range(num_cells)]
-        self.output_block = FusionOutput(name="output")
+        self.output_block = FusionOutput(name="output", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         check_feature_names(self.name, self.input_names, input_shape)

@@ -79,8 +79,8 @@ class ScaledDotAttention(_Primitive):
     """
 
     def build(self, input_shape):
-        self.dropout_layer = layers.Dropout(self.dropout)
-        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5)
+        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5, dtype=self.dtype_policy)
         self.norm.build(input_shape[0])
 
     def call(self, inputs, training=None):
@@ -99,11 +99,11 @@ class _ConcatLinear(_Primitive):
     def build(self, input_shape):
         n, length, channels = input_shape[0]
         self.dense = dense(self.out_factor * self.channels, 2 * channels,
-                           self.torch_defaults)
+                           self.torch_defaults, dtype=self.dtype_policy)
         self.dense.build((n, length, 2 * channels))
-        self.bn = batch_norm(self.torch_defaults)
+        self.bn = batch_norm(self.torch_defaults, dtype=self.dtype_policy)
         self.bn.build((n, length, self.out_factor * self.channels))
-        self.dropout_layer = layers.Dropout(self.dropout)
+        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
 
     def linear(self, inputs, training):
         x, y = inputs
