@@ -1,18 +1,23 @@
 """Tests for mixed precision (ssnas_tf.precision): loss-scaled float16 steps of
 both training models, float32 architecture parameters and heads, and a
-bfloat16 search that derives the float32 genotype."""
+bfloat16 search that derives the float32 genotype, and a bfloat16 classifier
+that reloads unchanged under float32."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from ssnas_tf.backbones.layers import MaskedTokenMean
 from ssnas_tf.nas.architect import SearchModel
 from ssnas_tf.nas.derive import derive_genotype
+from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.precision import PRECISIONS, check_precision, precision_scope
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
+from ssnas_tf.workflow.config import RunConfig
+from ssnas_tf.workflow.run import Run
 
 NAMES = ("a", "b", "c", "d")
 N = 8
@@ -169,11 +174,6 @@ def test_mixed_classifier_reloads_under_float32_unchanged(tmp_path, primitive):
     fine-tuned classifier outside the run's policy. Sublayers made in a layer's
     constructor or build are not saved with their own dtype: they must follow
     their parent's, or the reloaded model mixes float32 and bfloat16."""
-    from ssnas_tf.backbones.layers import MaskedTokenMean
-    from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
-    from ssnas_tf.workflow.config import RunConfig
-    from ssnas_tf.workflow.run import Run
-
     rng = np.random.default_rng(4)
     x = {"tokens": rng.integers(0, 20, size=(3, 7)).astype("int32"),
          "image": rng.normal(size=(3, 8, 6, 3)).astype("float32")}
