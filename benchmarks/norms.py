@@ -6,8 +6,8 @@ every `BatchNorm`/`LayerNorm` of the network calling Keras's own layer code
 alternately in one process keeps machine noise (±30% between separate runs
 here) out of the comparison.
 
-    python benchmarks/norms.py --batch 32 --threads 1
-    python benchmarks/norms.py --batch 128
+    python benchmarks/norms.py --batch 32
+    python benchmarks/norms.py --batch 128 --threads 2
 
 Prints one JSON line per version: norms (ssnas_tf or keras), batch,
 cpu_ms_median and wall_ms_median over the rounds (each round times `--steps`
@@ -46,16 +46,18 @@ def main(argv=None):
     parser.add_argument("--preset", default="mmimdb")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads per op, as `ssnas run --threads` (default: one per core)")
+                        help="threads per op, as `ssnas run --threads` (default: as "
+                             "`ssnas run`, 1 on at most 2 cores, else one per core)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args(argv)
 
     import numpy as np
+    import tensorflow as tf
     from search_step import build_step
 
     ours, _, batches = build_step(args.preset, args.batch, threads=args.threads)
-    theirs, model, _ = build_step(args.preset, args.batch)  # threads are set once
+    theirs, model, _ = build_step(args.preset, args.batch, threads=args.threads)
     switched = keras_norm_calls(model)
     steps = {"ssnas_tf": ours, "keras": theirs}
     for step in steps.values():
@@ -73,7 +75,8 @@ def main(argv=None):
     for name, rows in times.items():
         cpu, wall = np.median(np.array(rows), axis=0)
         print(json.dumps({"norms": name, "preset": args.preset, "batch": args.batch,
-                          "threads": args.threads, "rounds": args.rounds,
+                          "threads": tf.config.threading.get_intra_op_parallelism_threads()
+                          or None, "rounds": args.rounds,
                           "cpu_ms_median": round(1000 * cpu, 1),
                           "wall_ms_median": round(1000 * wall, 1),
                           "layers_switched": switched}), flush=True)

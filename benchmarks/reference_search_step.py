@@ -10,6 +10,7 @@ reference's modules import it); torchvision is not needed.
     python benchmarks/reference_search_step.py --reference-dir /tmp/bmnas
     python benchmarks/reference_search_step.py --reference-dir /tmp/bmnas \\
         --batch-sizes 8,32,128 --precision autocast_bf16
+    python benchmarks/reference_search_step.py --reference-dir /tmp/bmnas --threads 1
 
 What is built, all from the reference's own classes, with the argument
 namespace its MM-IMDB search script (main_darts_searchable_mmimdb.py) would
@@ -35,7 +36,8 @@ size: impl, preset, precision, batch, step_ms_median, samples_per_s
 (train-batch samples per second), cpu_ms_median (process CPU time per step,
 all threads) and samples_per_cpu_s, peak_rss_mb, trainable_params (the
 weights the weight optimizer gets, architecture parameters excluded, as in
-search_step.py), arch_params, steps, threads (torch.get_num_threads()).
+search_step.py), arch_params, steps, threads (torch.get_num_threads(): torch's
+default, one per core, unless --threads sets it).
 """
 
 import argparse
@@ -76,10 +78,12 @@ def reference_args(cfg):
         weight_decay=1e-4, eta_max=1e-3, eta_min=1e-6, Ti=1, Tm=2, parallel=False)
 
 
-def run_one(reference_dir, preset, batch, steps, warmup, precision):
+def run_one(reference_dir, preset, batch, steps, warmup, precision, threads=None):
     sys.path.insert(0, os.path.abspath(reference_dir))
     import numpy as np
     import torch
+    if threads:
+        torch.set_num_threads(threads)
     from torch import nn
     from models.auxiliary.aux_models import ReshapeInputLayer_MMIMDB
     from models.auxiliary.scheduler import LRCosineAnnealingScheduler
@@ -182,6 +186,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--precision", default="float32",
                         choices=("float32", "autocast_bf16"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads (default: torch's, one per core)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.reference_dir, "models", "search", "darts",
@@ -189,13 +195,15 @@ def main(argv=None):
         parser.error(f"{args.reference_dir} is not a BM-NAS checkout")
     if args.one:
         print(json.dumps(run_one(args.reference_dir, args.preset, args.one, args.steps,
-                                 args.warmup, args.precision)), flush=True)
+                                 args.warmup, args.precision, args.threads)), flush=True)
         return
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         cmd = [sys.executable, os.path.abspath(__file__),
                "--reference-dir", args.reference_dir, "--preset", args.preset,
                "--one", str(batch), "--steps", str(args.steps),
                "--warmup", str(args.warmup), "--precision", args.precision]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             sys.exit(f"batch {batch} failed:\n{out.stderr[-3000:]}")

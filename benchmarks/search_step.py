@@ -8,7 +8,7 @@ that `peak_rss_mb` is that batch size's own peak.
     python benchmarks/search_step.py --preset mmimdb --batch-sizes 8,32,128
     python benchmarks/search_step.py --batch-sizes 32,128 --precision mixed_bfloat16
     TF_ENABLE_ONEDNN_OPTS=0 python benchmarks/search_step.py ...   # oneDNN off
-    python benchmarks/search_step.py --threads 1   # as `ssnas run --threads 1`
+    python benchmarks/search_step.py --threads 2   # TensorFlow's default on 2 cores
     python benchmarks/search_step.py --threads 1 --inter-threads 1   # ops one at a time
 
 Prints one JSON line per batch size: impl, precision, batch, step_ms_median,
@@ -16,8 +16,10 @@ samples_per_s (train-batch samples per second), cpu_ms_median (process CPU
 time per step, all threads) and samples_per_cpu_s, peak_rss_mb,
 trainable_params, cores, intra_op_threads and inter_op_threads (null:
 TensorFlow's default, one per core). TensorFlow starts as in the `ssnas` command line
-(`ssnas_tf.quiet`). On a machine shared with other work, the CPU-time figures
-are the steadier ones: wall time counts the waits for a core.
+(`ssnas_tf.quiet`), with its threads per op unless `--threads` is given (1 on at
+most two cores, `reproducibility.default_intra_op_threads`). On a machine shared
+with other work, the CPU-time figures are the steadier ones: wall time counts the
+waits for a core.
 """
 
 import argparse
@@ -55,8 +57,10 @@ def build_step(preset, batch, jit_compile=False, precision="float32", threads=No
     from ssnas_tf.nas.operations import PAPER_PRIMITIVES, REFERENCE_PRIMITIVES
     from ssnas_tf.nas.architect import SearchModel, reference_optimizers
     from ssnas_tf.nas.model_search import SearchNetwork
+    from ssnas_tf.workflow.reproducibility import default_intra_op_threads
 
     cfg = PRESETS[preset]
+    threads = threads or default_intra_op_threads()  # as the CLI chooses
     if threads:  # threads per op, before the first op (the CLI's --threads)
         tf.config.threading.set_intra_op_parallelism_threads(threads)
     if inter_threads:  # how many ops run at once
@@ -127,7 +131,8 @@ def main(argv=None):
     parser.add_argument("--precision", default="float32",
                         choices=("float32", "mixed_bfloat16", "mixed_float16"))
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads per op, as `ssnas run --threads` (default: one per core)")
+                        help="threads per op, as `ssnas run --threads` (default: as "
+                             "`ssnas run`, 1 on at most 2 cores, else one per core)")
     parser.add_argument("--inter-threads", type=int, default=None,
                         help="ops run at once (default: TensorFlow's, one per core)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)

@@ -133,8 +133,9 @@ def _execution_flags(g, defaults):
                    help="TensorFlow op determinism: bit-identical reruns with one "
                         "seed (default on; see README, Reproducibility)")
     g.add_argument("--threads", type=int, default=defaults.threads,
-                   help="threads per op (default: one per core); results depend on "
-                        "it: pass the intra_op_threads of a results.json to reproduce it")
+                   help="threads per op (default: 1 on a machine with at most 2 "
+                        "cores, where it is faster, else one per core); results depend "
+                        "on it: pass the intra_op_threads of a results.json to reproduce it")
     g.add_argument("--distribute", default=defaults.distribute,
                    choices=("none", "mirrored", "multi-worker"),
                    help="tf.distribute: mirrored = this machine's GPUs, multi-worker "

@@ -34,6 +34,30 @@ def test_thread_count_cannot_change_once_tensorflow_runs(restore_determinism):
         reproducibility.configure_determinism(True, current + 1)
 
 
+
+@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 1), (3, None), (16, None)])
+def test_one_thread_per_op_by_default_on_two_cores_or_fewer(cores, expected):
+    assert reproducibility.default_intra_op_threads(cores) == expected
+
+
+@pytest.mark.parametrize("cores, expected_calls", [(2, [1]), (8, [])])
+def test_default_thread_count_is_set_before_the_runtime_starts(
+        monkeypatch, restore_determinism, cores, expected_calls):
+    calls = []
+    monkeypatch.setattr(reproducibility, "_cores", lambda: cores)
+    monkeypatch.setattr(tf.config.threading, "get_intra_op_parallelism_threads", lambda: 0)
+    monkeypatch.setattr(tf.config.threading, "set_intra_op_parallelism_threads", calls.append)
+    reproducibility.configure_determinism(True)
+    assert calls == expected_calls
+
+
+def test_default_thread_count_gives_way_to_a_running_runtime(monkeypatch, restore_determinism):
+    tf.constant(1.0) + 1.0  # the runtime has started
+    current = reproducibility.configure_determinism(True)["intra_op_threads"]
+    # A default that differs from the count in force is a preference, not an error.
+    monkeypatch.setattr(reproducibility, "default_intra_op_threads", lambda: current + 1)
+    assert reproducibility.configure_determinism(True)["intra_op_threads"] == current
+
 def test_cpu_flags_keeps_avx512_and_amx_only(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f amx_tile "

@@ -109,7 +109,9 @@ class RunConfig:
             (README: Reproducibility). Defaults to True.
         threads: threads per op; they change results, so a run is reproduced
             on a machine with another core count by passing the `threads`
-            its results.json records. Defaults to None (one per core).
+            its results.json records. Defaults to None: 1 on at most two
+            cores (faster there), else one per core
+            (`reproducibility.default_intra_op_threads`).
         distribute: "none", "mirrored" (this machine's GPUs) or
             "multi-worker" (the workers of TF_CONFIG); `workflow.devices`.
             Defaults to "none".
