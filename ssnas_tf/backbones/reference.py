@@ -7,6 +7,7 @@ from keras import layers
 
 from ssnas_tf.backbones.layers import BATCH_NORM, ImagePreprocess, MaskedTokenMean, Maxout
 from ssnas_tf.backbones.taps import tap_model
+from ssnas_tf.dropout import Dropout
 
 # BM-NAS's VGG19 taps in torchvision naming -> Keras layer names.
 VGG19_TAP_LAYERS = (
@@ -120,10 +121,10 @@ def maxout_mlp_taps(input_dim: int = 300, feature_prefix: str = "Text",
     inputs = keras.Input((input_dim,), name=feature_prefix.lower())
     h1 = Maxout(first, pieces, name="maxout_1")(inputs)
     x = layers.BatchNormalization(name="bn_1", **BATCH_NORM)(h1)
-    x = layers.Dropout(dropout, name="dropout_1")(x)
+    x = Dropout(dropout, name="dropout_1")(x)
     h2 = Maxout(second, pieces, name="maxout_2")(x)
     x = layers.BatchNormalization(name="bn_2", **BATCH_NORM)(h2)
-    x = layers.Dropout(dropout, name="dropout_2")(x)
+    x = Dropout(dropout, name="dropout_2")(x)
     mlp = keras.Model(inputs, x, name="maxout_mlp")
     return tap_model(mlp, ["maxout_1", "maxout_2"],
                      [f"{feature_prefix}_1", f"{feature_prefix}_2"],

@@ -7,6 +7,7 @@ Both cells end the same way (`CellOutput`) and both networks end the same way
 import keras
 from keras import layers, ops
 
+from ssnas_tf.dropout import Dropout
 from ssnas_tf.nas.layers import LayerNorm, batch_norm, dense
 
 
@@ -49,7 +50,7 @@ class CellOutput(layers.Layer):
             self.project.build((n, length, fan_in))
             self.project_bn = batch_norm(self.torch_defaults, dtype=self.dtype_policy)
             self.project_bn.build((n, length, channels))
-            self.project_dropout = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+            self.project_dropout = Dropout(self.dropout, dtype=self.dtype_policy)
         self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5, dtype=self.dtype_policy)
         self.norm.build(input_shape)
 

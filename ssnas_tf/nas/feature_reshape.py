@@ -14,6 +14,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from ssnas_tf.dropout import Dropout
 from ssnas_tf.nas.layers import batch_norm, dense
 
 
@@ -117,7 +118,7 @@ class FeatureReshape(layers.Layer):
         self.repeat_vector_first = rank == 2 and self.torch_defaults
         self.bn.build((None, self.channels) if rank == 2 and not self.repeat_vector_first
                       else (None, self.length, self.channels))
-        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
     def pool(self, x):
         """(N, ...) -> (N, L, D) before the channel map."""

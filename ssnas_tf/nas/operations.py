@@ -24,6 +24,7 @@ import math
 import keras
 from keras import layers, ops
 
+from ssnas_tf.dropout import Dropout
 from ssnas_tf.nas.layers import LayerNorm, batch_norm, dense
 
 PAPER_PRIMITIVES = ("zero", "sum", "attention", "linear_glu", "concat_fc")
@@ -79,7 +80,7 @@ class ScaledDotAttention(_Primitive):
     """
 
     def build(self, input_shape):
-        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
         self.norm = LayerNorm(axis=(-2, -1), epsilon=1e-5, dtype=self.dtype_policy)
         self.norm.build(input_shape[0])
 
@@ -103,7 +104,7 @@ class _ConcatLinear(_Primitive):
         self.dense.build((n, length, 2 * channels))
         self.bn = batch_norm(self.torch_defaults, dtype=self.dtype_policy)
         self.bn.build((n, length, self.out_factor * self.channels))
-        self.dropout_layer = layers.Dropout(self.dropout, dtype=self.dtype_policy)
+        self.dropout_layer = Dropout(self.dropout, dtype=self.dtype_policy)
 
     def linear(self, inputs, training):
         x, y = inputs
