@@ -58,13 +58,15 @@ def configure_determinism(deterministic, intra_op_threads=None):
         try:
             threading.set_intra_op_parallelism_threads(wanted)
         except RuntimeError:
-            if intra_op_threads is None:  # only a preference: keep the runtime's
-                return _state(deterministic)
-            raise RuntimeError(
-                f"--threads {intra_op_threads}: TensorFlow already runs with "
-                f"{in_force} threads per op in this process; set the thread count "
-                f"before TensorFlow runs its first op (a fresh process)") from None
-    return _state(deterministic)
+            if intra_op_threads:  # asked for; the default gives way to the runtime's
+                raise RuntimeError(
+                    f"--threads {intra_op_threads}: TensorFlow already runs with "
+                    f"{in_force} threads per op in this process; set the thread "
+                    f"count before TensorFlow runs its first op (a fresh process)"
+                ) from None
+    return {"deterministic": bool(deterministic),
+            "intra_op_threads": threading.get_intra_op_parallelism_threads() or _cores(),
+            "inter_op_threads": threading.get_inter_op_parallelism_threads() or _cores()}
 
 
 def default_intra_op_threads(cores=None):
@@ -77,16 +79,6 @@ def default_intra_op_threads(cores=None):
     cores keep TensorFlow's choice: measured only on two.
     """
     return 1 if (_cores() if cores is None else cores) <= 2 else None
-
-
-def _state(deterministic):
-    """The determinism switch and the thread counts in force (TensorFlow's
-    0, "its choice", resolved to the core count)."""
-    import tensorflow as tf
-    threading = tf.config.threading
-    return {"deterministic": bool(deterministic),
-            "intra_op_threads": threading.get_intra_op_parallelism_threads() or _cores(),
-            "inter_op_threads": threading.get_inter_op_parallelism_threads() or _cores()}
 
 
 def _cores():
