@@ -101,6 +101,9 @@ def _network_flags(g, defaults):
                         "a weights file, or random (random frozen VGG19 features)")
     g.add_argument("--finetune-batch-size", type=int, default=defaults.finetune_batch_size)
     g.add_argument("--temperature", type=float, default=defaults.temperature)
+    g.add_argument("--search-cross-modal", type=float, default=defaults.search_cross_modal,
+                   help="ssl search: share of samples whose two views are split "
+                        "across modalities (0: SimCLR's views)")
     g.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
     g.add_argument("--primitives", default=",".join(defaults.primitives),
                    help="comma-separated primitive names")
@@ -159,6 +162,10 @@ def _baseline_flags(g, defaults, trials_flag="--trials"):
                    help="the preset genotype of --method fixed")
     g.add_argument("--trial-fraction", type=float, default=defaults.trial_fraction,
                    help="randomnet: share of the training samples each trial sees")
+    g.add_argument("--randomnet-learning-rate", type=float,
+                   default=defaults.randomnet_learning_rate,
+                   help="randomnet: Adam's rate of the trials and (cosine-decayed) "
+                        "the final training (the paper: 1e-4)")
 
 
 def _config_from_args(args):
@@ -182,11 +189,12 @@ def _config_from_args(args):
         multiplier=args.multiplier, backbone_width=args.backbone_width,
         backbones=args.backbones, image_weights=args.image_weights,
         finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
-        projection_dim=args.projection_dim,
+        search_cross_modal=args.search_cross_modal, projection_dim=args.projection_dim,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile,
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
+        randomnet_learning_rate=args.randomnet_learning_rate,
         precision=args.precision, arch_order=args.arch_order,
         contrastive_pretraining=args.contrastive_pretraining,
         max_steps_per_epoch=args.max_steps_per_epoch,

@@ -21,6 +21,14 @@ feature vectors a Dense layer for every conv op and identity for the pools
 (a vector has no positions to pool over). Vectors are standardised with
 statistics of the training samples, as the small backbones do.
 
+Architectures sampled now carry `"normalization": true`: images and
+spectrograms are standardised per channel with training statistics too, and
+every conv or Dense op is followed by batch normalisation before its
+activation, as in the small backbones. Without it a stack of 15 random layers
+(sigmoid and tanh among them) on raw pixels barely trains in the few hundred
+steps a trial or a small budget gives (docs: RandomNet). Architectures saved
+without the field build as before (no normalisation).
+
 Reference: Alletto et al., "RandomNet: Towards Fully Automatic Neural
 Architecture Design for Multimodal Learning" (REFERENCE.md §4).
 """
@@ -103,7 +111,8 @@ def sample_architecture(kinds, seed, num_layers=NUM_LAYERS, num_cells=NUM_CELLS,
     _check_kinds(kinds)
     rng = np.random.default_rng(seed)
     names = list(kinds)
-    arch = {"format": FORMAT, "seed": int(seed), "modalities": {}, "fusion": None}
+    arch = {"format": FORMAT, "seed": int(seed), "normalization": True,
+            "modalities": {}, "fusion": None}
     for name in names:
         arch["modalities"][name] = {
             "kind": kinds[name], "width": int(WIDTHS[rng.integers(len(WIDTHS))]),
@@ -134,6 +143,8 @@ def validate_architecture(arch):
 def _validate(arch):
     if not isinstance(arch, dict) or arch.get("format") != FORMAT:
         raise ArchitectureError(f"format: expected '{FORMAT}'")
+    if not isinstance(arch.get("normalization", False), bool):
+        raise ArchitectureError("normalization: need true or false")
     modalities = arch.get("modalities")
     if not isinstance(modalities, dict) or not modalities:
         raise ArchitectureError("modalities: need a non-empty object")
@@ -203,8 +214,9 @@ def _op(kind, op, width, name):
     return cls(width, size, padding="same", name=name)
 
 
-def _cell(x, spec, prefix):
-    """One cell: a pointwise stem, then the L layers with their skips."""
+def _cell(x, spec, prefix, normalization=False):
+    """One cell: a pointwise stem, then the L layers with their skips (batch
+    norm after every conv or Dense op with `normalization`)."""
     kind, width = spec["kind"], spec["width"]
     stem = layers.Dense(width, name=f"{prefix}_stem")  # pointwise on the last axis
     nodes = [stem(x)]
@@ -214,12 +226,14 @@ def _cell(x, spec, prefix):
         op = _op(kind, layer["op"], width, f"{prefix}_l{l}_{layer['op']}")
         if op is not None:
             h = op(h)
+            if normalization and not layer["op"].endswith("pool"):
+                h = layers.BatchNormalization(name=f"{prefix}_l{l}_bn")(h)
         nodes.append(layers.Activation(_activation(layer["activation"]),
                                        name=f"{prefix}_l{l}_{layer['activation']}")(h))
     return nodes[-1]
 
 
-def _modality_cells(name, spec, x):
+def _modality_cells(name, spec, x, normalization=False):
     """The stacked cells of one modality; returns their globally pooled outputs."""
     rank = _RANK[spec["kind"]]
     pooled = []
@@ -227,13 +241,13 @@ def _modality_cells(name, spec, x):
         if c and rank:
             pool = layers.MaxPooling1D if rank == 1 else layers.MaxPooling2D
             x = pool(2, padding="same", name=f"{name}_reduce{c}")(x)
-        x = _cell(x, spec, f"{name}_cell{c}")
+        x = _cell(x, spec, f"{name}_cell{c}", normalization)
         glob = {1: layers.GlobalAveragePooling1D, 2: layers.GlobalAveragePooling2D}
         pooled.append(glob[rank](name=f"{name}_cell{c}_pool")(x) if rank else x)
     return pooled
 
 
-def _input_layer(name, spec, shape, vector_stats, vocabulary):
+def _input_layer(name, spec, shape, input_stats, vocabulary, normalization=False):
     """Raw input -> the tensor the first cell reads."""
     kind = spec["kind"]
     if kind == "sequence":
@@ -251,8 +265,8 @@ def _input_layer(name, spec, shape, vector_stats, vocabulary):
                                  name=f"{name}_embed")
         return inp, embed(vectorize(inp))
     inp = keras.Input(shape, dtype="float32", name=name)
-    if kind == "vector":
-        mean, variance = vector_stats[name]
+    if kind == "vector" or (normalization and name in input_stats):
+        mean, variance = input_stats[name]  # per feature, or per channel of a map
         return inp, layers.Normalization(mean=mean, variance=variance,
                                          name=f"{name}_norm")(inp)
     return inp, inp
@@ -268,7 +282,9 @@ def build_randomnet(arch, input_shapes, num_classes, vector_stats=None,
             as float32 in [0, 1], channels last).
         num_classes: logits width.
         vector_stats: modality -> (mean, variance) per feature, for vector
-            modalities. Defaults to None (zero mean, unit variance).
+            modalities, and per channel for images and spectrograms (used
+            by architectures with `"normalization": true`). Defaults to None
+            (zero mean, unit variance).
         vocab_sizes: modality -> vocabulary size, for sequence modalities;
             for raw text modalities, the vocabulary itself (a list of tokens,
             `ssnas_tf.tuners.search.model_inputs_info` adapts it on the
@@ -279,15 +295,18 @@ def build_randomnet(arch, input_shapes, num_classes, vector_stats=None,
         A functional `keras.Model` with inputs named by modality.
     """
     validate_architecture(arch)
+    normalization = arch.get("normalization", False)
     inputs, pooled = {}, {}
     for m, spec in arch["modalities"].items():
         if m not in input_shapes:
             raise ArchitectureError(f"modalities.{m}: no input shape given for it")
         stats = dict(vector_stats or {})
-        stats.setdefault(m, (np.zeros(input_shapes[m][-1:]), np.ones(input_shapes[m][-1:])))
+        if spec["kind"] == "vector":
+            stats.setdefault(m, (np.zeros(input_shapes[m][-1:]),
+                                 np.ones(input_shapes[m][-1:])))
         inputs[m], x = _input_layer(m, spec, tuple(input_shapes[m]), stats,
-                                    (vocab_sizes or {}).get(m, 2))
-        pooled[m] = _modality_cells(m, spec, x)
+                                    (vocab_sizes or {}).get(m, 2), normalization)
+        pooled[m] = _modality_cells(m, spec, x, normalization)
     f = None
     for d, layer in enumerate(arch["fusion"], start=1):
         parts = [pooled[m][c] for m, c in layer["reads"]] + ([f] if f is not None else [])

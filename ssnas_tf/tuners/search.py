@@ -7,9 +7,11 @@ skips and fusion connections from the seed (instead of declaring each as a
 keras-tuner gives a conditional hyperparameter its default value in the first
 trial that meets it, which would bias a random search.
 
-Each trial trains its model for S steps (a `trial_fraction` of the training
-samples, the paper's 10%) with Adam and is scored by weighted F1 on the
-validation samples. Trials live under `<directory>/<project_name>` and a
+Each trial trains its model for S steps with Adam and is scored by weighted
+F1 on the validation samples. S shows a `trial_fraction` of the training
+samples (the paper's 10%), but is at least `MIN_TRIAL_STEPS`: on a few hundred
+samples 10% is one or two steps, after which every network is still at chance
+and the scores rank nothing (`trial_steps`). Trials live under `<directory>/<project_name>` and a
 rerun resumes there (`overwrite=False`): finished trials are not trained
 again, and a larger `trials` adds only the missing ones. With keras-tuner's
 `KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
@@ -30,6 +32,10 @@ from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
 
 OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
+# Fewest steps a trial trains: enough for a normalised network to leave chance
+# on the suite's datasets at Adam 1e-3 (docs: RandomNet).
+MIN_TRIAL_STEPS = 30
+_STATS_CHUNK = 512  # rows read at a time for the input statistics
 MAX_SEED = 2**31 - 2
 PROJECT = "randomnet_tuner"
 
@@ -41,17 +47,16 @@ def score_f1(model, x, y, task):
 
 
 def model_inputs_info(dataset, train_index):
-    """Per-modality input shapes, vector statistics (training rows only) and
-    vocabulary sizes (raw text: the training rows' vocabulary): what
-    `build_randomnet` needs besides the architecture."""
+    """Per-modality input shapes, statistics of the training rows (per feature
+    of a vector, per channel of an image or spectrogram, on the model's [0, 1]
+    scale) and vocabulary sizes (raw text: the training rows' vocabulary):
+    what `build_randomnet` needs besides the architecture."""
     shapes, stats, vocab = {}, {}, {}
     for name, array in dataset.inputs.items():
         shapes[name] = tuple(array.shape[1:])
         kind = dataset.kinds[name]
-        if kind == "vector":
-            rows = np.asarray(array[train_index], dtype=np.float64)
-            stats[name] = (rows.mean(axis=0).astype("float32"),
-                           np.maximum(rows.var(axis=0), 1e-12).astype("float32"))
+        if kind in ("vector", "image", "spectrogram"):
+            stats[name] = _input_statistics(array, train_index, kind)
         elif kind == "sequence":
             vocabulary = dataset.extras.get("vocabulary")
             vocab[name] = max(len(vocabulary) if vocabulary is not None else 0,
@@ -59,6 +64,25 @@ def model_inputs_info(dataset, train_index):
         elif kind == "text":
             vocab[name] = text_vocabulary(array, train_index)
     return shapes, stats, vocab
+
+
+def _input_statistics(array, index, kind):
+    """(mean, variance) per last-axis entry of the rows at `index`, read in
+    chunks (a streamed dataset is never loaded whole)."""
+    index = np.sort(np.asarray(index))
+    total = total_sq = None
+    count = 0
+    for begin in range(0, len(index), _STATS_CHUNK):
+        rows = np.asarray(array[index[begin:begin + _STATS_CHUNK]], dtype=np.float64)
+        if kind != "vector" and array.dtype == np.uint8:
+            rows = rows / 255.0  # the model's input scale (to_model_inputs)
+        rows = rows.reshape(-1, rows.shape[-1])
+        total = rows.sum(axis=0) + (0 if total is None else total)
+        total_sq = (rows ** 2).sum(axis=0) + (0 if total_sq is None else total_sq)
+        count += len(rows)
+    mean = total / count
+    variance = np.maximum(total_sq / count - mean ** 2, 1e-12)
+    return mean.astype("float32"), variance.astype("float32")
 
 
 def text_vocabulary(texts, train_index):
@@ -81,10 +105,11 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         kinds: modality -> kind.
         input_shapes, vector_stats, vocab_sizes: see `build_randomnet`.
         task: the `ssnas_tf.tasks.Task` (loss, probabilities, F1).
-        learning_rate: Adam's rate. Defaults to 1e-4 (the paper's).
+        learning_rate: Adam's rate. Defaults to 1e-3 (the paper's 1e-4 trains
+            too slowly for a trial's few steps).
     """
 
-    def __init__(self, kinds, input_shapes, task, learning_rate=1e-4,
+    def __init__(self, kinds, input_shapes, task, learning_rate=1e-3,
                  vector_stats=None, vocab_sizes=None, **kwargs):
         super().__init__(**kwargs)
         self.kinds = dict(kinds)
@@ -125,9 +150,10 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         return {OBJECTIVE.name: score}
 
 
-def trial_steps(num_samples, batch_size, fraction):
-    """S: steps that show `fraction` of `num_samples` samples (at least one)."""
-    return max(1, math.ceil(fraction * num_samples / min(batch_size, num_samples)))
+def trial_steps(num_samples, batch_size, fraction, min_steps=MIN_TRIAL_STEPS):
+    """S: steps that show `fraction` of `num_samples` samples, and at least
+    `min_steps` (Defaults to `MIN_TRIAL_STEPS`)."""
+    return max(min_steps, math.ceil(fraction * num_samples / min(batch_size, num_samples)))
 
 
 def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
@@ -138,7 +164,7 @@ def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
 
 
 def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=0,
-                     trial_fraction=0.1, batch_size=32, learning_rate=1e-4,
+                     trial_fraction=0.1, batch_size=32, learning_rate=1e-3,
                      threshold=0.3, project_name=PROJECT, callbacks=None):
     """Runs (or resumes) RandomNet's search; returns the tuner.
 
@@ -150,7 +176,7 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
         seed: seeds the draw of architecture seeds and the data order.
         trial_fraction: the share of `train_index` one trial sees.
         batch_size: Defaults to 32.
-        learning_rate: Defaults to 1e-4.
+        learning_rate: Defaults to 1e-3.
         threshold: multi-label F1 threshold. Defaults to 0.3.
         project_name: Defaults to "randomnet_tuner".
         callbacks: Keras callbacks of every trial's training; a TensorBoard

@@ -225,9 +225,12 @@ class RandomNetRun(_TunerRun):
         seeds = self._begin("finetune")
         shapes, stats, vocab = rn_search.model_inputs_info(ds, s.labeled)
         model = build_randomnet(arch, shapes, ds.num_classes, stats, vocab, name="classifier")
-        model.compile(keras.optimizers.Adam(c.randomnet_learning_rate),
-                      loss=self.task.keras_loss())
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
+        # Cosine decay to 0 over the whole training: the full rate early, where
+        # raw-input networks need it, and small steps at the end.
+        schedule = keras.optimizers.schedules.CosineDecay(
+            c.randomnet_learning_rate, decay_steps=max(1, steps * c.finetune_epochs))
+        model.compile(keras.optimizers.Adam(schedule), loss=self.task.keras_loss())
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, seeds.seed("data"),
                                 shuffle=True, repeat=True, deterministic=c.deterministic)
         _log(f"[ssnas] finetune: the best RandomNet architecture from scratch, "

@@ -36,6 +36,7 @@ with labels unused: the analogue of the ImageNet-pretrained extractors the
 paper gives both methods.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -150,6 +151,10 @@ class Run:
             Defaults to None.
         tensorboard: write TensorBoard logs under `DIR/tensorboard/<step>`.
             Defaults to False.
+        dataset: a `MultimodalDataset` to use instead of loading
+            `config.dataset` (e.g. `ssnas_tf.data.validation.validation_view`
+            of it). Its fingerprint is checked against splits.json like any
+            loaded data. Defaults to None.
 
     Example:
     >>> run = Run("runs/demo", RunConfig(label_fraction=0.1))
@@ -157,7 +162,7 @@ class Run:
     """
 
     def __init__(self, directory, config=None, verbose=2, callbacks=None,
-                 tensorboard=False):
+                 tensorboard=False, dataset=None):
         self.directory = directory
         self.verbose = verbose
         self.callbacks = list(callbacks or [])
@@ -174,7 +179,7 @@ class Run:
         self.config = config
         # Every random source's seed comes from this tree (README: Reproducibility).
         self.seeds = SeedTree(config.seed)
-        self._dataset = None
+        self._dataset = dataset  # None: loaded from config.dataset on first use
         self._splits = None
         self._feature_names = None
         self._determinism = None  # the settings in force, once a step set them
@@ -557,8 +562,11 @@ class Run:
                  "train the architecture; start afresh with --overwrite to hold "
                  "out a selection part")
         if ssl:
+            augment = dataclasses.replace(self.augment_config,
+                                          cross_modal=c.search_cross_modal)
+
             def pipeline(index, seed, epoch=0):
-                return view_pairs(ds, index, c.batch_size, self.augment_config, seed, epoch,
+                return view_pairs(ds, index, c.batch_size, augment, seed, epoch,
                                   cap, deterministic=c.deterministic)
             # Fixed views of the held-out select part score each epoch's
             # architecture: the pipeline is deterministic, so each epoch

@@ -239,6 +239,10 @@ class AugmentConfig:
             full settings object of the modality's kind (e.g.
             `ImageAugment(flip=False)`) or a mapping of field values applied on
             top of the kind's settings (e.g. `{"flip": False}`). Defaults to {}.
+        cross_modal: share of samples whose two views are split across
+            modalities: view 1 keeps a random subset, view 2 the rest
+            (`ssnas_tf.ssl.augment.cross_modal`). Defaults to 0 (SimCLR's
+            views, every modality in both).
 
     Example:
 
@@ -257,8 +261,10 @@ class AugmentConfig:
     sequence: SequenceAugment = dataclasses.field(default_factory=SequenceAugment)
     text: TextAugment = dataclasses.field(default_factory=TextAugment)
     overrides: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    cross_modal: float = 0.0
 
     def __post_init__(self):
+        _check_probability("AugmentConfig", "cross_modal", self.cross_modal)
         for kind, cls in _KIND_SETTINGS.items():
             if not isinstance(getattr(self, kind), cls):
                 raise TypeError(f"AugmentConfig.{kind} must be a {cls.__name__}, "

@@ -6,6 +6,7 @@ from typing import Callable, Dict, Mapping, Optional, Tuple
 import tensorflow as tf
 
 from ssnas_tf.ssl.augment.config import AugmentConfig
+from ssnas_tf.ssl.augment.cross_modal import split_views
 from ssnas_tf.ssl.augment.image import augment_images
 from ssnas_tf.ssl.augment.seeds import SeedLike, _as_seed, _fold, _name_key
 from ssnas_tf.ssl.augment.spectrogram import augment_spectrograms
@@ -69,7 +70,9 @@ def two_views(features: Mapping[str, tf.Tensor], kinds: Mapping[str, str],
               seed: SeedLike = 0) -> Tuple[Dict[str, tf.Tensor], Dict[str, tf.Tensor]]:
     """Two independently augmented views of the same batch.
 
-    The views use the seeds `fold_in(seed, 1)` and `fold_in(seed, 2)`.
+    The views use the seeds `fold_in(seed, 1)` and `fold_in(seed, 2)`; with
+    `config.cross_modal` > 0, that share of the samples is then split across
+    modalities with the seed `fold_in(seed, 3)`.
 
     Args:
         features: modality name -> batch (first axis = samples).
@@ -80,9 +83,13 @@ def two_views(features: Mapping[str, tf.Tensor], kinds: Mapping[str, str],
     Returns:
         `(view1, view2)`, two dicts as returned by `augment_batch`.
     """
+    config = config or AugmentConfig()
     seed = _as_seed(seed)
-    return (augment_batch(features, kinds, config, _fold(seed, 1)),
-            augment_batch(features, kinds, config, _fold(seed, 2)))
+    view1 = augment_batch(features, kinds, config, _fold(seed, 1))
+    view2 = augment_batch(features, kinds, config, _fold(seed, 2))
+    if config.cross_modal:
+        return split_views(view1, view2, config.cross_modal, _fold(seed, 3))
+    return view1, view2
 
 
 def make_view_pair_fn(kinds: Mapping[str, str], config: Optional[AugmentConfig] = None,

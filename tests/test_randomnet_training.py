@@ -1,0 +1,78 @@
+"""What makes RandomNet's raw-input networks trainable at small budgets:
+normalised inputs and ops, a floor on a trial's steps (`tuners.search`)."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from ssnas_tf.data.base import MultimodalDataset
+from ssnas_tf.tuners import search as rn_search
+from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
+from ssnas_tf.workflow.config import RunConfig
+
+KINDS = {"img": "image", "vec": "vector"}
+SHAPES = {"img": (8, 8, 1), "vec": (5,)}
+
+
+def _layers(model, cls):
+    return [l for l in model.layers if isinstance(l, cls)]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sampled_networks_normalise_inputs_and_every_weighted_op(seed):
+    arch = sample_architecture(KINDS, seed)
+    assert arch["normalization"] is True
+    stats = {"img": (np.array([0.3], "float32"), np.array([0.04], "float32")),
+             "vec": (np.zeros(5, "float32"), np.ones(5, "float32"))}
+    model = build_randomnet(arch, SHAPES, 3, stats)
+    weighted = [l for l in model.layers if l.name.split("_")[0] in KINDS
+                and "_cell" in l.name and isinstance(l, (keras.layers.Conv2D,
+                                                          keras.layers.SeparableConv2D))
+                or ("_l" in l.name and isinstance(l, keras.layers.Dense))]
+    norms = {l.name for l in _layers(model, keras.layers.BatchNormalization)}
+    expected = {re.match(r"(.*_l\d+)_", l.name).group(1) + "_bn" for l in weighted}
+    assert weighted and expected == norms
+    img_norm = model.get_layer("img_norm")
+    x = np.full((2, 8, 8, 1), 0.5, "float32")
+    assert np.allclose(img_norm(x), (0.5 - 0.3) / 0.2, atol=1e-5)
+
+
+def test_architectures_saved_without_the_field_build_as_before():
+    arch = sample_architecture(KINDS, 0)
+    del arch["normalization"]
+    model = build_randomnet(arch, SHAPES, 3)
+    assert not _layers(model, keras.layers.BatchNormalization)
+    assert "img_norm" not in {l.name for l in model.layers}
+
+
+def test_bad_normalization_field_is_refused():
+    from ssnas_tf.tuners.randomnet import ArchitectureError, validate_architecture
+    arch = dict(sample_architecture(KINDS, 0), normalization="yes")
+    with pytest.raises(ArchitectureError, match="normalization"):
+        validate_architecture(arch)
+
+
+def test_a_trial_trains_at_least_the_minimum_steps():
+    floor = rn_search.MIN_TRIAL_STEPS
+    assert rn_search.trial_steps(600, 32, 0.1) == floor  # 10% would be 2 steps
+    assert rn_search.trial_steps(100_000, 32, 0.1) == 313
+    assert rn_search.trial_steps(600, 32, 0.1, min_steps=1) == 2
+
+
+def test_image_statistics_are_per_channel_on_the_model_scale():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(40, 4, 4, 3)).astype("uint8")
+    ds = MultimodalDataset("t", {"img": img}, {"img": "image"}, np.arange(40) % 2,
+                           ("a", "b"))
+    train = np.arange(0, 40, 3)
+    _, stats, _ = rn_search.model_inputs_info(ds, train)
+    rows = img[train].reshape(-1, 3) / 255.0
+    assert np.allclose(stats["img"][0], rows.mean(axis=0), atol=1e-6)
+    assert np.allclose(stats["img"][1], rows.var(axis=0), atol=1e-6)
+
+
+def test_default_learning_rate_is_not_the_papers():
+    assert RunConfig().randomnet_learning_rate == 1e-3
+    assert RunConfig(randomnet_learning_rate=1e-4).randomnet_learning_rate == 1e-4
