@@ -181,7 +181,8 @@ def features_read(genotype, modalities):
     used = sorted({inputs[i] for _, i in genotype["edges"] if i < len(inputs)})
     return {"features_read": used,
             "modalities_read": sorted({m for m in modalities for f in used
-                                       if f.rsplit("_", 1)[0] == m})}
+                                       if f.rsplit("_", 1)[0] == m}),
+            "modalities_present": sorted(modalities)}
 
 
 def summarize(records, datasets, variants):
@@ -198,12 +199,33 @@ def summarize(records, datasets, variants):
     lines = ["| variant | " + " | ".join(datasets) + " | mean rank |",
              "|---" * (len(datasets) + 2) + "|"]
     for v in variants:
-        cells = [f"{means[(v, d)]:.3f} ({ranks[(v, d)]})" if (v, d) in means else "-"
-                 for d in datasets]
+        cells = [f"{means[(v, d)]:.3f} ({ranks[(v, d)]}){_reads(records, v, d)}"
+                 if (v, d) in means else "-" for d in datasets]
         mine = [ranks[(v, d)] for d in datasets if (v, d) in ranks]
         mean_rank = f"{np.mean(mine):.2f}" if mine else "-"
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {mean_rank} |")
     return "\n".join(lines)
+
+
+def _finished(directory):
+    """results.json of a finished run (None if it has not been evaluated)."""
+    try:
+        with open(directory / "results.json") as f:
+            results = json.load(f)
+    except FileNotFoundError:
+        return None
+    return results if "weighted_f1" in results else None
+
+
+def _reads(records, variant, dataset):
+    """How many of the runs' genotypes read each modality, e.g. " image 3/3"."""
+    runs = [r for r in records if r["variant"] == variant and r["dataset"] == dataset
+            and "modalities_read" in r]
+    if not runs:
+        return ""
+    counts = collections.Counter(m for r in runs for m in r["modalities_read"])
+    modalities = sorted({m for r in runs for m in r["modalities_present"]})
+    return "; reads " + ", ".join(f"{m} {counts[m]}/{len(runs)}" for m in modalities)
 
 
 def main(argv=None):
@@ -213,6 +235,8 @@ def main(argv=None):
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME:field=value,... (repeatable); none: the defaults")
+    parser.add_argument("--summary-only", action="store_true",
+                        help="print the table of the finished runs; train nothing")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a RunConfig field set in every variant (repeatable)")
     args = parser.parse_args(argv)
@@ -239,7 +263,12 @@ def main(argv=None):
                                    **{**common, **changes})
                 directory = args.output / name / variant / f"s{seed}"
                 start = time.perf_counter()
-                results = run_one(directory, config, view, cache)
+                if args.summary_only:
+                    results = _finished(directory)
+                    if results is None:
+                        continue
+                else:
+                    results = run_one(directory, config, view, cache)
                 record = {
                     "dataset": name, "variant": variant, "seed": seed,
                     "val_weighted_f1": results["weighted_f1"],

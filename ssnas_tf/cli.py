@@ -162,6 +162,8 @@ def _baseline_flags(g, defaults, trials_flag="--trials"):
                    help="the preset genotype of --method fixed")
     g.add_argument("--trial-fraction", type=float, default=defaults.trial_fraction,
                    help="randomnet: share of the training samples each trial sees")
+    g.add_argument("--trial-min-steps", type=int, default=defaults.trial_min_steps,
+                   help="randomnet: the fewest steps a trial trains")
     g.add_argument("--randomnet-learning-rate", type=float,
                    default=defaults.randomnet_learning_rate,
                    help="randomnet: Adam's rate of the trials and (cosine-decayed) "
@@ -195,6 +197,7 @@ def _config_from_args(args):
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
         randomnet_learning_rate=args.randomnet_learning_rate,
+        trial_min_steps=args.trial_min_steps,
         precision=args.precision, arch_order=args.arch_order,
         contrastive_pretraining=args.contrastive_pretraining,
         max_steps_per_epoch=args.max_steps_per_epoch,

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
         {"vec": "vector", "img": "image"}, labels, ["a", "b"])
     tuner = search.randomnet_search(data, np.arange(0, 40, 2), np.arange(1, 40, 2),
                                     sys.argv[1], trials=4, batch_size=8,
-                                    trial_fraction=0.5)
+                                    trial_fraction=0.5, min_trial_steps=1)
     if os.environ["KERASTUNER_TUNER_ID"] == "chief":
         best = search.best_trial(tuner)
         print("BEST " + json.dumps({"trial_id": best.trial_id, "score": best.score,

@@ -138,12 +138,14 @@ def test_tuner_resumes_without_repeating_trials(tmp_path, monkeypatch):
     data = _tiny_dataset()
     train, valid = np.arange(0, 48, 2), np.arange(1, 48, 2)
     tuner = rn_search.randomnet_search(data, train, valid, str(tmp_path), trials=2,
-                                       batch_size=8, trial_fraction=0.5)
+                                       batch_size=8, trial_fraction=0.5,
+                                       min_trial_steps=1)
     assert len(fits) == 2
     first = _trial_files(str(tmp_path))
     assert len(first) == 2
     tuner = rn_search.randomnet_search(data, train, valid, str(tmp_path), trials=3,
-                                       batch_size=8, trial_fraction=0.5)
+                                       batch_size=8, trial_fraction=0.5,
+                                       min_trial_steps=1)
     assert len(fits) == 3 and fits[2] not in fits[:2]
     after = _trial_files(str(tmp_path))
     assert len(after) == 3
@@ -159,7 +161,7 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     from ssnas_tf.serving.export import load_exported
     d = str(tmp_path / "run")
     flags = ["--method", "randomnet", "--output", d, "--finetune-epochs", "1",
-             "--label-fraction", "0.2", "--trial-fraction", "0.5"]
+             "--label-fraction", "0.2", "--trial-fraction", "0.5", "--trial-min-steps", "1"]
     assert main(["run", "--trials", "2", *flags]) == 0
     with open(os.path.join(d, "results.json")) as f:
         results = json.load(f)
@@ -228,6 +230,7 @@ def test_tuner_trials_log_hparams_and_their_score_to_tensorboard(tmp_path):
     logs = str(tmp_path / "tb")
     tuner = rn_search.randomnet_search(
         data, train, valid, str(tmp_path), trials=2, batch_size=8, trial_fraction=0.5,
+        min_trial_steps=1,
         callbacks=[keras.callbacks.TensorBoard(logs)])
     records = _event_records(logs)
     for trial_id, trial in tuner.oracle.trials.items():
@@ -266,5 +269,6 @@ def test_raw_text_becomes_a_token_sequence_from_the_training_vocabulary(tmp_path
     model.train_on_batch(x, labels[:4])
     assert not np.allclose(before, model.get_layer("title_embed").get_weights()[0])
     tuner = rn_search.randomnet_search(data, train, valid, str(tmp_path), trials=1,
-                                       batch_size=8, trial_fraction=1.0)
+                                       batch_size=8, trial_fraction=1.0,
+                                       min_trial_steps=1)
     assert rn_search.best_trial(tuner).score is not None

@@ -76,3 +76,10 @@ def test_image_statistics_are_per_channel_on_the_model_scale():
 def test_default_learning_rate_is_not_the_papers():
     assert RunConfig().randomnet_learning_rate == 1e-3
     assert RunConfig(randomnet_learning_rate=1e-4).randomnet_learning_rate == 1e-4
+
+
+def test_trial_min_steps_is_checked_and_recorded_with_the_tuner_settings():
+    from ssnas_tf.workflow.baselines import TUNER_FIELDS
+    with pytest.raises(ValueError, match="--trial-min-steps"):
+        RunConfig(trial_min_steps=0)
+    assert "trial_min_steps" in TUNER_FIELDS  # a resumed search with another floor is refused

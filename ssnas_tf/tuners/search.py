@@ -165,6 +165,7 @@ def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
 
 def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=0,
                      trial_fraction=0.1, batch_size=32, learning_rate=1e-3,
+                     min_trial_steps=MIN_TRIAL_STEPS,
                      threshold=0.3, project_name=PROJECT, callbacks=None):
     """Runs (or resumes) RandomNet's search; returns the tuner.
 
@@ -175,6 +176,8 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
         trials: E, the number of architectures in all (finished ones count).
         seed: seeds the draw of architecture seeds and the data order.
         trial_fraction: the share of `train_index` one trial sees.
+        min_trial_steps: the fewest steps a trial trains. Defaults to
+            `MIN_TRIAL_STEPS`.
         batch_size: Defaults to 32.
         learning_rate: Defaults to 1e-3.
         threshold: multi-label F1 threshold. Defaults to 0.3.
@@ -189,7 +192,7 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
     tuner = randomnet_tuner(hypermodel, directory, trials, seed, project_name)
     train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
                             repeat=True)
-    steps = trial_steps(len(train_index), batch_size, trial_fraction)
+    steps = trial_steps(len(train_index), batch_size, trial_fraction, min_trial_steps)
     x = to_model_inputs({k: v[valid_index] for k, v in dataset.inputs.items()},
                         dataset.kinds)
     tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0,

@@ -27,7 +27,7 @@ from ssnas_tf.workflow.run import Run, RunError, _log, _summary
 # RunConfig fields a tuner's finished trials depend on: a rerun that changes
 # one of them must not resume the old trials.
 TUNER_FIELDS = ("dataset", "data_dir", "dataset_options", "label_fraction", "seed",
-                "test_fraction", "batch_size", "trial_fraction",
+                "test_fraction", "batch_size", "trial_fraction", "trial_min_steps",
                 "randomnet_learning_rate", "threshold", "backbones", "backbone_width",
                 "backbone_epochs", "image_weights", "channels", "length", "num_cells",
                 "num_steps", "multiplier", "node_multiplier", "dropout", "primitives",
@@ -178,14 +178,15 @@ class RandomNetRun(_TunerRun):
         check_tuner_settings(self, self.path(self.PROJECT))
         seeds = self._begin("search")
         steps = rn_search.trial_steps(len(s.search_train), c.finetune_batch_size,
-                                      c.trial_fraction)
+                                      c.trial_fraction, c.trial_min_steps)
         _log(f"[ssnas] randomnet search: {c.trials} architectures, each trained "
              f"{steps} steps on {len(s.search_train)} samples, scored by weighted F1 "
              f"on {len(s.search_valid)}")
         tuner = rn_search.randomnet_search(
             self.dataset, s.search_train, s.search_valid, self.directory, c.trials,
             seeds.seed("trials"), c.trial_fraction, c.finetune_batch_size,
-            c.randomnet_learning_rate, c.threshold, callbacks=self._trial_callbacks())
+            c.randomnet_learning_rate, c.trial_min_steps, threshold=c.threshold,
+            callbacks=self._trial_callbacks())
         trial = rn_search.best_trial(tuner)
         arch = tuner.hypermodel.architecture(trial.hyperparameters)
         atomic_write_text(self.path("randomnet_architecture.json"),

@@ -105,8 +105,10 @@ class RunConfig:
             Defaults to "late".
         trial_fraction: RandomNet trains each trial on this fraction of its
             training samples (S steps; above 1 means several epochs), and at
-            least `tuners.search.MIN_TRIAL_STEPS` steps. Defaults to 0.1 (the
-            paper's 10%).
+            least `trial_min_steps` steps. Defaults to 0.1 (the paper's 10%).
+        trial_min_steps: the fewest steps a RandomNet trial trains (10% of a
+            few hundred samples is one or two steps, which rank nothing).
+            Defaults to 30.
         randomnet_learning_rate: Adam's rate for RandomNet's trials and
             (cosine-decayed to 0) its final training. Defaults to 1e-3; the
             paper's 1e-4 leaves its raw-input networks at chance after a
@@ -169,6 +171,7 @@ class RunConfig:
     trials: int = 100
     fusion: str = "late"
     trial_fraction: float = 0.1
+    trial_min_steps: int = 30
     randomnet_learning_rate: float = 1e-3
     precision: str = "float32"
     arch_order: int = 1
@@ -254,6 +257,8 @@ class RunConfig:
             raise ValueError(f"--fusion must be one of {PRESETS}, got '{self.fusion}'")
         if not self.trial_fraction > 0:
             raise ValueError(f"--trial-fraction must be > 0, got {self.trial_fraction}")
+        if self.trial_min_steps < 1:
+            raise ValueError(f"--trial-min-steps must be >= 1, got {self.trial_min_steps}")
         if not self.randomnet_learning_rate > 0:
             raise ValueError(f"randomnet_learning_rate must be > 0, got "
                              f"{self.randomnet_learning_rate}")
