@@ -37,7 +37,7 @@ def _inside(path, root):
     return os.path.commonpath([path, root]) == root
 
 
-def confined_path(name, base, root=None):
+def confined_path(name, base, root=None, option=None):
     """The real path of `name` (relative to `base`) if it stays inside the root.
 
     Args:
@@ -45,6 +45,8 @@ def confined_path(name, base, root=None):
         base: the folder relative paths are resolved against (the data file's).
         root: the confining folder, given explicitly by the user. Defaults to
             None: `base`, and absolute paths are refused.
+        option: the loader option that sets `root`, named in the message when
+            `root` is None. Defaults to None (no such option).
 
     Returns:
         The resolved path (symbolic links followed), inside the root.
@@ -56,8 +58,8 @@ def confined_path(name, base, root=None):
     """
     base = os.path.abspath(os.fspath(base))
     top = base if root is None else os.path.abspath(os.fspath(root))
-    hint = ("; pass the dataset option image_root=DIR to allow paths inside DIR"
-            if root is None else "")
+    hint = (f"; pass the dataset option {option}=DIR to allow paths inside DIR"
+            if root is None and option else "")
     if os.path.isabs(name) and root is None:
         raise PathError(f"absolute path {name} is not allowed: paths are relative to "
                         f"{base}{hint}")

@@ -160,7 +160,8 @@ def _row_image(name, path, options):
     if not name:
         return "empty image path", None
     try:
-        image_path = pathlib.Path(confined_path(name, path.parent, options["image_root"]))
+        image_path = pathlib.Path(confined_path(name, path.parent, options["image_root"],
+                                                 option="image_root"))
     except PathError as error:
         return f"image {error}", None
     if not image_path.is_file():
