@@ -561,6 +561,12 @@ def test_server_config_files(exported):
     assert f"--model_config_file={os.path.abspath(model_dir)}/models.config" in command
     assert f"--batching_parameters_file={os.path.abspath(model_dir)}/" \
            f"batching_parameters.txt" in command
+    from ssnas_tf.serving.requests import client_examples
+
+    clients = client_examples(path)
+    assert f"curl -X POST http://localhost:8501/v1/models/tiny:predict -d " \
+           f"@{path}/request_examples/predict.json" in clients
+    assert "stub.Predict(request" in clients and "predict_request.pbtxt" in clients
     with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
         info = json.load(f)
     assert info["checked_inputs"] is True

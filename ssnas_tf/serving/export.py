@@ -12,13 +12,21 @@ TF Serving's versioned layout, atomically:
         saved_model.pb
         variables/            (variables.index, variables.data-*)
         assets/               (only if the model has file assets)
+        assets.extra/tf_serving_warmup_requests
+                              TFRecord of PredictionLog: TF Serving replays
+                              these requests when it loads the version
         fingerprint.pb
         labels.txt            one class name per line, line i = class index i
         serving_info.json     inputs (with their preprocessing), outputs, label
-                              names, multilabel, threshold, provenance (optional)
+                              names, multilabel, threshold, checked_inputs,
+                              warmup, provenance (optional)
+        request_examples/     predict.json (REST body), predict_request.pbtxt
+                              (gRPC PredictRequest), one real sample
         <name>_vocabulary.txt sequence inputs with a vocabulary: line i = id i
     2/
     .tmp-3-<random>/          only while version 3 is being written
+    models.config             TF Serving model config for this folder
+    batching_parameters.txt   TF Serving server-side batching parameters
 ```
 
 The label files sit at the top of the version directory, beside
@@ -34,7 +42,11 @@ non-empty directory).
 The serving function (signature `serving_default`):
 
 * inputs: one named, typed tensor per modality, batch dimension `None`, with the
-  per-sample shapes and dtypes given in `input_specs`. `uint8` inputs (images,
+  per-sample shapes and dtypes given in `input_specs`. Before the model runs,
+  the graph checks every request (`ssnas_tf.serving.checks`): per-sample shapes,
+  one batch size across inputs, finite float values; a violation is an
+  `InvalidArgumentError` naming the input (`kar: expected shape (batch, 64),
+  got (3, 65)`). `uint8` inputs (images,
   spectrograms) are cast to float32 and divided by 255 before the model sees
   them; every other input is passed through unchanged. `serving_info.json`
   lists, per input, the ordered `preprocessing` steps: those the client must
@@ -52,6 +64,11 @@ Only core TensorFlow ops may appear in the graph: a SavedModel with
 tensorflow-text ops does not load in TF Serving (nor in a Python process that
 has not imported `tensorflow_text`). Keras' `TextVectorization` uses core ops
 only; `export_classifier` refuses graphs with other ops.
+
+The warm-up requests are built from `warmup_inputs` (`Run.export`: the first
+held-out test samples), and `models.config` / `batching_parameters.txt` are
+rewritten beside the versions by every export (`ssnas_tf.serving.server_config`);
+docs/serving.md has the `tensorflow_model_server` command line using them.
 
 Serving with TF Serving (Docker):
 
