@@ -216,6 +216,11 @@ def served(exported, tmp_path_factory):
         "show": cli + ["show"] + common,
         "run": cli + ["run"] + common + ["--inputs", inputs, "--outdir", str(work / "out")],
     }
+    nan = raw["fou"].copy()
+    nan[1, 1] = np.nan
+    np.save(work / "fou_nan.npy", nan)
+    commands["run_nan"] = cli + ["run"] + common + [
+        "--inputs", inputs.replace("fou.npy", "fou_nan.npy"), "--outdir", str(work / "nan")]
     commands["checks"] = [sys.executable, "-c", CHECKS_PROCESS, path, str(work)]
     commands["requests"] = [sys.executable, "-c", REQUESTS_PROCESS, path, str(work)]
     procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -265,6 +270,13 @@ def test_saved_model_cli_show_and_run(exported, served):
     assert "probabilities" in run.stdout + run.stderr
     np.testing.assert_allclose(np.load(work / "out" / "probabilities.npy"),
                                _softmax(_logits(model, raw)), rtol=1e-5, atol=1e-6)
+
+
+def test_saved_model_cli_run_refuses_nan(served):
+    """The checks hold where TF Serving runs the graph: in a TensorFlow session."""
+    run = served[2]["run_nan"]
+    assert run.returncode != 0
+    assert "fou: 1 non-finite values (NaN or inf) in rows [1]" in run.stderr, run.stderr[-3000:]
 
 
 def test_served_text_is_normalised_like_training_text(exported):
