@@ -26,6 +26,9 @@ import os
 import sys
 
 import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 SIGNATURE_NAME = "serving_default"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -140,9 +143,6 @@ def grpc_predict_request(inputs, model_name, signature_name=SIGNATURE_NAME, vers
         signature_name: the signature to call. Defaults to "serving_default".
         version: a version number to pin. Defaults to None (the latest).
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from tensorflow_serving.apis import predict_pb2  # pylint: disable=import-outside-toplevel
-
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature_name
@@ -174,8 +174,6 @@ def warmup_batches(inputs, sizes=(1, 1, 8)):
 
 def warmup_records(batches, model_name, signature_name=SIGNATURE_NAME):
     """Serialized `PredictionLog`s, one `predict_log` request per batch."""
-    from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=import-outside-toplevel
-
     records = []
     for inputs in batches:
         log = prediction_log_pb2.PredictionLog()
@@ -187,8 +185,6 @@ def warmup_records(batches, model_name, signature_name=SIGNATURE_NAME):
 
 def write_warmup_file(version_dir, batches, model_name):
     """Writes `assets.extra/tf_serving_warmup_requests` (a TFRecord file)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
     path = os.path.join(version_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
@@ -199,8 +195,6 @@ def write_warmup_file(version_dir, batches, model_name):
 
 def write_request_examples(version_dir, inputs, model_name):
     """Writes one REST body and one gRPC request (text format) for `inputs`."""
-    from google.protobuf import text_format  # pylint: disable=import-outside-toplevel
-
     folder = os.path.join(version_dir, EXAMPLES_DIR)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, REST_EXAMPLE), "w", encoding="utf-8") as f:
