@@ -847,8 +847,11 @@ def built_genotype(model, path):
 
 
 def _warmup_samples(dataset, test_index, specs, count=8):
-    """The first `count` held-out test samples, in the served inputs' dtypes."""
+    """The first `count` held-out test samples, in the served inputs' dtypes
+    (None without test samples: the export then warms up on zeros)."""
     index = [int(i) for i in np.asarray(test_index)[:count]]
+    if not index:
+        return None
     out = {}
     for name, (_, dtype) in specs.items():
         rows = [dataset.inputs[name][i] for i in index]
