@@ -33,6 +33,8 @@ setup(
         "importlib_resources",
         "pillow",
         "scipy",  # the experiment statistics (t-intervals, Wilcoxon test)
+        # every export writes TF Serving warm-up requests (PredictionLog protos)
+        "tensorflow-serving-api>=2.21,<2.22",
     ],
     extras_require={
         # nbclient + ipykernel execute the notebooks in the slow tests;

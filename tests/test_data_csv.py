@@ -181,3 +181,98 @@ def test_preprocessing_a_client_must_repeat_is_stated(folder):
     assert list(steps) == ["image"]  # text is normalised inside the model
     assert "alpha-composited over opaque white" in steps["image"][0]
     assert "resized to 6x4" in steps["image"][1] and "(4, 6, 3)" in steps["image"][1]
+
+
+@pytest.fixture()
+def escaping(tmp_path):
+    """A CSV in data/ whose three image paths all leave data/, and the images."""
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    (data / "img").mkdir(parents=True)
+    outside.mkdir()
+    _image(data / "img" / "a.png")
+    for name in ("abs.png", "up.png", "target.png"):
+        _image(outside / name)
+    (data / "img" / "link.png").symlink_to(outside / "target.png")
+    path = _write_csv(data, (
+        "image,label\n"
+        "img/a.png,inside\n"
+        f"{outside / 'abs.png'},absolute\n"
+        "img/../../outside/up.png,dotdot\n"
+        "img/link.png,symlink\n"))
+    return path, tmp_path
+
+
+def test_image_paths_leaving_the_csv_folder_are_bad_rows(escaping):
+    """An absolute path, an escaping '..' and an escaping symlink: three bad
+    rows naming their lines; the images they point at are never read."""
+    path, _ = escaping
+    with pytest.raises(DataError) as error:
+        load_csv(path, image_size=(4, 4))
+    message = str(error.value)
+    assert "3 bad rows" in message
+    assert re.search(r"line 3: image absolute path .*abs\.png is not allowed", message)
+    assert re.search(r"line 4: image path img/\.\./\.\./outside/up\.png leads outside "
+                     r".*data", message)
+    assert re.search(r"line 5: image path img/link\.png resolves through a symbolic "
+                     r"link to .*target\.png, outside .*data", message)
+    assert "image_root=DIR" in message
+    assert "line 2" not in message
+    data = load_csv(path, image_size=(4, 4), on_bad_rows="skip")
+    assert data.label_names == ("inside",)
+    assert [line for line, _ in data.extras["skipped_rows"]] == [3, 4, 5]
+
+
+def test_image_root_allows_a_folder_that_holds_them(escaping):
+    path, top = escaping
+    data = load_dataset("csv", data_dir=str(path), image_size=(4, 4),
+                        image_root=str(top))
+    assert data.label_names == ("absolute", "dotdot", "inside", "symlink")
+    assert data.inputs["image"].shape == (4, 4, 4, 3)
+    # image_root confines too: here to data/, which holds none of the three.
+    with pytest.raises(DataError, match="3 bad rows"):
+        load_csv(path, image_size=(4, 4), image_root=str(path.parent))
+    # Paths that leave image_root are refused with it set as well.
+    other = _write_csv(path.parent, "image,label\n/etc/hostname,x\n../../x.png,y\n",
+                       name="other.csv")
+    with pytest.raises(DataError) as error:
+        load_csv(other, image_root=str(top))
+    assert re.search(r"line 2: image absolute path /etc/hostname leads outside", str(error.value))
+    assert re.search(r"line 3: image path \.\./\.\./x\.png leads outside", str(error.value))
+    with pytest.raises(DataError, match="image_root must be an existing folder"):
+        load_csv(path, image_root=str(top / "absent"))
+
+
+def test_images_over_the_pixel_budget_are_bad_rows_before_decoding(folder, monkeypatch):
+    big = np.zeros((300, 200, 3), dtype=np.uint8)
+    Image.fromarray(big).save(folder / "img" / "big.png")
+    path = _write_csv(folder, "image,label\nimg/a.png,x\nimg/big.png,y\n")
+    decoded = []
+    original_convert = Image.Image.convert
+
+    def spy(self, *args, **kwargs):
+        decoded.append(self.size)
+        return original_convert(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "convert", spy)
+    with pytest.raises(DataError) as error:
+        load_csv(path, image_size=(4, 4), max_pixels=200 * 299)
+    assert re.search(r"line 3: image .*big\.png is 200x300 = 60,000 pixels, over the "
+                     r"pixel budget of 59,800 \(option max_pixels\); not decoded",
+                     str(error.value))
+    assert (200, 300) not in decoded  # refused from the header alone
+    assert load_csv(path, image_size=(4, 4), max_pixels=200 * 300).num_samples == 2
+    with pytest.raises(DataError, match="max_pixels must be a positive integer"):
+        load_csv(path, max_pixels=0)
+
+
+def test_cli_dataset_option_image_root(escaping):
+    """`--dataset-option image_root=DIR` reaches the loader as a plain path."""
+    from ssnas_tf.cli import _config_from_args, build_parser
+
+    path, top = escaping
+    args = build_parser().parse_args([
+        "run", "--dataset", "csv", "--data-dir", str(path),
+        "--dataset-option", f"image_root={top}", "--dataset-option", "image_size=[4, 4]"])
+    options = _config_from_args(args).dataset_options
+    assert options == {"image_root": str(top), "image_size": [4, 4]}
+    assert load_dataset("csv", data_dir=str(path), **options).num_samples == 4

@@ -403,3 +403,37 @@ def test_preprocessing_a_client_must_repeat_is_stated(hdf5_dir, tmp_path):
     raw = load_mmimdb(tmp_path, image_size=(16, 10), verbose=False)
     assert any("Lanczos" in s and "10x16" in s for s in client_steps(raw, "image"))
     assert "raw text" in client_steps(raw, "text")[0]
+
+
+@pytest.mark.parametrize("bad_id, message", [
+    ("../../outside/0000009", r"movie id '\.\./\.\./outside/0000009' from .*split\.json: "
+                              r"path \.\./\.\./outside/0000009\.json leads outside"),
+    ("ABSOLUTE", r"movie id '/.*/outside/0000009' from .*split\.json: absolute path "
+                 r"/.*0000009\.json is not allowed"),
+    ("0000005", r"movie id '0000005' from .*split\.json: path 0000005\.json resolves "
+                r"through a symbolic link to .*0000009\.json"),
+])
+def test_raw_archive_ids_stay_inside_the_dataset_folder(tmp_path, bad_id, message):
+    """split.json's ids name files inside dataset/: an id that climbs out,
+    an absolute one, or a symbolic link out of the folder is refused."""
+    root = _write_raw(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "0000009.json").write_text(json.dumps({"plot": ["x"], "genres": []}))
+    Image.new("RGB", (30, 20)).save(outside / "0000009.jpeg")
+    (root / "dataset" / "0000005.json").symlink_to(outside / "0000009.json")
+    if bad_id == "ABSOLUTE":
+        bad_id = str(outside / "0000009")
+    split = dict(RAW_SPLIT, test=RAW_SPLIT["test"] + [bad_id])
+    (root / "split.json").write_text(json.dumps(split))
+    with pytest.raises(DataError, match=message):
+        load_mmimdb(root, image=None, verbose=False)
+
+
+def test_raw_archive_poster_over_the_pixel_budget(tmp_path):
+    root = _write_raw(tmp_path)
+    with pytest.raises(DataError, match=r"poster .*0000001\.jpeg is 30x20 = 600 pixels, "
+                                        r"over the pixel budget of 599"):
+        load_mmimdb(root, image_size=(8, 5), verbose=False, max_pixels=599)
+    assert load_mmimdb(root, image_size=(8, 5), verbose=False,
+                       max_pixels=600).num_samples == 4

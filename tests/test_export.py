@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,7 +72,7 @@ def _snapshot(folder):
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("exports")
     model = _tiny_model()
-    path = export_classifier(model, SPECS, LABELS, root, "tiny")
+    path = export_classifier(model, SPECS, LABELS, root, "tiny", warmup_inputs=_raw_batch())
     return root, path, model
 
 
@@ -79,9 +80,11 @@ def test_layout_labels_and_info(exported):
     root, path, _ = exported
     assert path == os.path.join(str(root), "tiny", "1")
     assert "1" in os.listdir(os.path.join(root, "tiny"))
-    assert not [n for n in os.listdir(os.path.join(root, "tiny")) if not n.isdigit()]
+    assert {n for n in os.listdir(os.path.join(root, "tiny")) if not n.isdigit()} == {
+        "models.config", "batching_parameters.txt"}
     names = set(os.listdir(path))
-    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json"} <= names
+    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json",
+            "assets.extra", "request_examples"} <= names
     with open(os.path.join(path, "labels.txt"), encoding="utf-8") as f:
         assert f.read() == "cat\ndog\nbird\n"
     with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
@@ -117,6 +120,80 @@ print(json.dumps({
 """
 
 
+# Every way a request can be malformed, sent to the loaded SavedModel in a
+# fresh process: the error type and message of each.
+CHECKS_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+path, work = sys.argv[1:3]
+serve = tf.saved_model.load(path).signatures["serving_default"]
+raw = dict(np.load(work + "/raw.npz"))
+def bad(**change):
+    return dict(raw, **change)
+nan = raw["fou"].copy(); nan[:] = np.nan
+inf = raw["fou"].copy(); inf[1, 2] = np.inf; inf[2, 0] = -np.inf
+cases = {
+    "nan": bad(fou=nan), "inf": bad(fou=inf),
+    "width": bad(fou=np.zeros((3, 5), np.float32)),
+    "rank": bad(fou=np.zeros((3, 4, 1), np.float32)),
+    "image": bad(pix=np.zeros((3, 6, 4, 1), np.uint8)),
+    "batch": bad(fou=raw["fou"][:2]),
+    "dtype": bad(fou=raw["fou"].astype(np.float64)),
+    "empty": {k: v[:0] for k, v in raw.items()},
+}
+report = {}
+for name, inputs in cases.items():
+    try:
+        out = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        report[name] = ["ok", list(out["probabilities"].shape)]
+    except Exception as error:
+        report[name] = [type(error).__name__, str(error)]
+print(json.dumps(report))
+"""
+
+# What TF Serving does with the generated requests, without TF Serving: the
+# REST body's instances stacked in the signature's dtypes, the gRPC request's
+# TensorProtos, and every warm-up record, fed to the loaded SavedModel.
+REQUESTS_PROCESS = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+path, work = sys.argv[1:3]
+serve = tf.saved_model.load(path).signatures["serving_default"]
+spec = serve.structured_input_signature[1]
+def run(inputs):
+    return serve(**{k: tf.constant(v) for k, v in inputs.items()})["probabilities"].numpy()
+with open(path + "/request_examples/predict.json") as f:
+    body = json.load(f)
+rest = {name: np.array([row[name] for row in body["instances"]],
+                       dtype=object if s.dtype == tf.string else s.dtype.as_numpy_dtype)
+        for name, s in spec.items()}
+with open(path + "/request_examples/predict_request.pbtxt") as f:
+    request = text_format.Parse(f.read(), predict_pb2.PredictRequest())
+grpc = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+out = {"signature": body["signature_name"], "grpc_model": request.model_spec.name,
+       "grpc_signature": request.model_spec.signature_name, "warmup": []}
+arrays = {}
+for tag, inputs in [("rest", rest), ("grpc", grpc)]:
+    arrays.update({f"{tag}_{k}": v for k, v in inputs.items()})
+    arrays[tag + "_probs"] = run(inputs)
+records = tf.data.TFRecordDataset(path + "/assets.extra/tf_serving_warmup_requests")
+for i, record in enumerate(records):
+    log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+    request = log.predict_log.request
+    inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+    out["warmup"].append([request.model_spec.name, request.model_spec.signature_name,
+                          len(inputs["fou"])])
+    arrays.update({f"warmup{i}_{k}": v for k, v in inputs.items()})
+    arrays[f"warmup{i}_probs"] = run(inputs)
+np.savez(work + "/requests.npz", **arrays)
+print(json.dumps(out))
+"""
+
+
 def _saved_model_cli():
     exe = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
     return [exe] if exe else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
@@ -139,6 +216,13 @@ def served(exported, tmp_path_factory):
         "show": cli + ["show"] + common,
         "run": cli + ["run"] + common + ["--inputs", inputs, "--outdir", str(work / "out")],
     }
+    nan = raw["fou"].copy()
+    nan[1, 1] = np.nan
+    np.save(work / "fou_nan.npy", nan)
+    commands["run_nan"] = cli + ["run"] + common + [
+        "--inputs", inputs.replace("fou.npy", "fou_nan.npy"), "--outdir", str(work / "nan")]
+    commands["checks"] = [sys.executable, "-c", CHECKS_PROCESS, path, str(work)]
+    commands["requests"] = [sys.executable, "-c", REQUESTS_PROCESS, path, str(work)]
     procs = {name: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=ENV, cwd=work)
              for name, cmd in commands.items()}
@@ -188,6 +272,13 @@ def test_saved_model_cli_show_and_run(exported, served):
                                _softmax(_logits(model, raw)), rtol=1e-5, atol=1e-6)
 
 
+def test_saved_model_cli_run_refuses_nan(served):
+    """The checks hold where TF Serving runs the graph: in a TensorFlow session."""
+    run = served[2]["run_nan"]
+    assert run.returncode != 0
+    assert "fou: 1 non-finite values (NaN or inf) in rows [1]" in run.stderr, run.stderr[-3000:]
+
+
 def test_served_text_is_normalised_like_training_text(exported):
     """Full-width input gets the model's own normalisation in the SavedModel."""
     _, path, _ = exported
@@ -212,7 +303,7 @@ def test_next_version_and_no_overwrite(exported):
     with pytest.raises(FileExistsError, match="never overwritten"):
         export_classifier(model, SPECS, ("x", "y", "z"), root, "tiny", version=1)
     assert _snapshot(first) == before
-    assert sorted(os.listdir(os.path.join(root, "tiny"))) == [
+    assert sorted(n for n in os.listdir(os.path.join(root, "tiny")) if n.isdigit()) == [
         str(v) for v in versions + [versions[-1] + 1]]
     # The model folder loads its largest version.
     serve = load_exported(os.path.join(root, "tiny")).signatures["serving_default"]
@@ -394,3 +485,133 @@ def test_serving_info_states_client_and_model_preprocessing(exported, tmp_path):
     with pytest.raises(ExportError, match="extra_files"):
         export_classifier(model, SPECS, LABELS, tmp_path, "pre",
                           extra_files={"labels.txt": "x"})
+
+
+def _fresh_report(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("nan", r"fou: 12 non-finite values \(NaN or inf\) in rows \[0, 1, 2\]"),
+    ("inf", r"fou: 2 non-finite values \(NaN or inf\) in rows \[1, 2\]"),
+    ("width", r"fou: expected shape \(batch, 4\), got \(3, 5\)"),
+    ("rank", r"fou: expected shape \(batch, 4\), got \(3, 4, 1\)"),
+    ("image", r"pix: expected shape \(batch, 6, 5, 1\), got \(3, 6, 4, 1\)"),
+    ("batch", r"(fou: batch size 2, but pix has batch size 3"
+              r"|pix: batch size 3, but fou has batch size 2)"),
+])
+def test_bad_requests_fail_loudly_in_a_fresh_process(served, case, pattern):
+    """Each malformed request is an InvalidArgumentError naming the input,
+    raised before the model runs (not a shape error deep in the graph, and
+    not NaN probabilities)."""
+    kind, message = _fresh_report(served[2]["checks"])[case]
+    assert kind == "InvalidArgumentError", message
+    assert re.search(pattern, message), message
+    assert "Incompatible shapes" not in message and "ConcatOp" not in message
+
+
+def test_wrong_dtype_and_empty_batch_in_a_fresh_process(served):
+    report = _fresh_report(served[2]["checks"])
+    assert report["empty"] == ["ok", [0, 3]]
+    # The loaded signature refuses a wrong dtype before the graph runs; its
+    # message gives the input's position in the sorted input names.
+    kind, message = report["dtype"]
+    assert kind == "InvalidArgumentError"
+    position = sorted(SPECS).index("fou")
+    assert f"input #{position}(zero-based) was expected to be a float tensor but is a " \
+           f"double tensor" in message, message
+
+
+def test_request_examples_and_warmup_run_against_the_saved_model(exported, served):
+    """The generated REST body, gRPC request and warm-up records, parsed back
+    with json / tensorflow-serving-api's protos in a fresh process, give the
+    Keras classifier's probabilities."""
+    model = exported[2]
+    work, raw, results = served
+    report = _fresh_report(results["requests"])
+    assert report["signature"] == report["grpc_signature"] == "serving_default"
+    assert report["grpc_model"] == "tiny"
+    assert report["warmup"] == [["tiny", "serving_default", 1],
+                                ["tiny", "serving_default", 1],
+                                ["tiny", "serving_default", 3]]
+    arrays = np.load(work / "requests.npz", allow_pickle=True)
+    for tag in ["rest", "grpc"] + [f"warmup{i}" for i in range(3)]:
+        inputs = {k: arrays[f"{tag}_{k}"] for k in SPECS}
+        assert inputs["pix"].dtype == np.uint8 and inputs["fou"].dtype == np.float32
+        np.testing.assert_allclose(arrays[f"{tag}_probs"], _softmax(_logits(model, inputs)),
+                                   rtol=1e-5, atol=1e-6)
+    # The examples are the first held-out sample; the warm-up batches are real samples.
+    np.testing.assert_array_equal(arrays["rest_fou"], raw["fou"][:1])
+    np.testing.assert_array_equal(arrays["grpc_pix"], raw["pix"][:1])
+    assert arrays["rest_text"].tolist() == [raw["text"][0].decode()]
+    np.testing.assert_array_equal(arrays["warmup2_fou"], raw["fou"])
+    np.testing.assert_array_equal(arrays["warmup1_pix"], raw["pix"][1:2])
+
+
+def test_server_config_files(exported):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    from ssnas_tf.serving.server_config import server_command
+
+    root, path, _ = exported
+    model_dir = os.path.join(root, "tiny")
+    with open(os.path.join(model_dir, "models.config"), encoding="utf-8") as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    (entry,) = config.model_config_list.config
+    assert entry.name == "tiny" and entry.model_platform == "tensorflow"
+    assert entry.base_path == os.path.abspath(model_dir)
+    assert entry.model_version_policy.latest.num_versions == 1
+    with open(os.path.join(model_dir, "batching_parameters.txt"), encoding="utf-8") as f:
+        batching = f.read()
+    for line in ["max_batch_size { value: 64 }", "batch_timeout_micros { value: 2000 }",
+                 "num_batch_threads { value: 4 }", "max_enqueued_batches { value: 100 }"]:
+        assert line in batching.splitlines()
+    command = server_command(model_dir)
+    assert "--enable_batching" in command
+    assert f"--model_config_file={os.path.abspath(model_dir)}/models.config" in command
+    assert f"--batching_parameters_file={os.path.abspath(model_dir)}/" \
+           f"batching_parameters.txt" in command
+    from ssnas_tf.serving.requests import client_examples
+
+    clients = client_examples(path)
+    assert f"curl -X POST http://localhost:8501/v1/models/tiny:predict -d " \
+           f"@{path}/request_examples/predict.json" in clients
+    assert "stub.Predict(request" in clients and "predict_request.pbtxt" in clients
+    with open(os.path.join(path, "serving_info.json"), encoding="utf-8") as f:
+        info = json.load(f)
+    assert info["checked_inputs"] is True
+    assert info["warmup"] == {"file": "assets.extra/tf_serving_warmup_requests",
+                              "batch_sizes": [1, 1, 3], "samples": "given"}
+
+
+def test_client_side_request_checks_name_the_input():
+    from ssnas_tf.serving.requests import RequestError, check_request, rest_predict_body
+
+    spec = {"pix": ((6, 5, 1), "uint8"), "fou": ((4,), "float32"), "text": ((), "string")}
+    raw = _raw_batch()
+    good = check_request(dict(raw, text=np.array(["a", "b", "c"])), spec)
+    assert good["text"].tolist() == [b"a", b"b", b"c"]
+    assert rest_predict_body({k: v[:1] for k, v in good.items()})["instances"][0]["text"] == "a"
+    nan = raw["fou"].copy()
+    nan[2, 1] = np.nan
+    for change, message in [
+            (dict(fou=nan), r"fou: 1 non-finite values \(NaN or inf\) in rows \[2\]"),
+            (dict(fou=raw["fou"][:, :3]), r"fou: expected shape \(batch, 4\), got \(3, 3\)"),
+            (dict(pix=raw["pix"].astype(np.float32) + 0.5), r"pix: expected dtype uint8"),
+            (dict(text=raw["text"][:2]), r"text: batch size 2, but"),
+            (dict(fou=np.array([["x"] * 4] * 3)), r"fou: expected dtype float32")]:
+        with pytest.raises(RequestError, match=message):
+            check_request(dict(raw, **change), spec)
+    with pytest.raises(RequestError, match=r"missing \['text'\]"):
+        check_request({"pix": raw["pix"], "fou": raw["fou"]}, spec)
+
+
+def test_export_refuses_bad_warmup_inputs(exported, tmp_path):
+    model = exported[2]
+    raw = _raw_batch()
+    with pytest.raises(ExportError, match=r"warmup_inputs: fou: expected shape"):
+        export_classifier(model, SPECS, LABELS, tmp_path, "w",
+                          warmup_inputs=dict(raw, fou=raw["fou"][:, :2]))
+    assert not (tmp_path / "w").exists()

@@ -19,6 +19,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ssnas_tf.cli import main
 from ssnas_tf.workflow.config import RunConfig
@@ -182,10 +183,12 @@ def test_results_json(tiny_run):
 def test_export_has_tf_serving_layout(tiny_run, mfeat):
     directory, results = tiny_run
     model_dir = os.path.join(directory, "export", "ssnas_mfeat")
-    assert os.listdir(model_dir) == ["1"]
+    assert sorted(os.listdir(model_dir)) == ["1", "batching_parameters.txt",
+                                             "models.config"]
     version_dir = os.path.join(model_dir, "1")
     names = set(os.listdir(version_dir))
-    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json"} <= names
+    assert {"saved_model.pb", "variables", "labels.txt", "serving_info.json",
+            "assets.extra", "request_examples"} <= names
     with open(os.path.join(version_dir, "labels.txt")) as f:
         assert f.read().splitlines() == list(mfeat.label_names)
     info = _read_json(os.path.join(version_dir, "serving_info.json"))
@@ -204,6 +207,16 @@ def test_export_has_tf_serving_layout(tiny_run, mfeat):
     assert info["multilabel"] is False and info["label_names"] == list(mfeat.label_names)
     assert info["provenance"] == {"genotype": results["genotype"], "dataset": "mfeat",
                                   "method": "ssl", "label_fraction": 0.1, "seed": 0}
+    # TF Serving's warm-up requests hold the first held-out test samples.
+    from tensorflow_serving.apis import prediction_log_pb2
+    test = make_splits(mfeat, "ssl", 0.1, derive_seed(0, "splits")).test
+    records = list(tf.data.TFRecordDataset(
+        os.path.join(version_dir, "assets.extra", "tf_serving_warmup_requests")))
+    assert info["warmup"]["samples"] == "given" and len(records) == 3
+    last = prediction_log_pb2.PredictionLog.FromString(records[-1].numpy())
+    assert sorted(last.predict_log.request.inputs) == sorted(info["inputs"])
+    for name, proto in last.predict_log.request.inputs.items():
+        np.testing.assert_array_equal(tf.make_ndarray(proto), mfeat.inputs[name][test[:8]])
 
 
 SERVE = textwrap.dedent("""

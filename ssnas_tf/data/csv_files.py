@@ -4,7 +4,7 @@ Columns (header row required, extra columns are ignored):
 
 | column   | content                                                        |
 |----------|----------------------------------------------------------------|
-| `image`  | image path, relative to the CSV file's folder (or absolute)    |
+| `image`  | image path, relative to the CSV file's folder                  |
 | `text`   | raw text                                                       |
 | `label`  | one class name per row (single-label), or                      |
 | `labels` | class names separated by a vertical bar (multi-label)          |
@@ -14,9 +14,19 @@ At least one of `image` and `text` must be present. A bad row (missing or
 undecodable image, empty label, empty text, wrong field count, unknown split) is
 reported with its line number in the file (the header is line 1): by default
 the load fails listing them; `on_bad_rows="skip"` drops them and prints the list.
+
+Image paths stay inside the CSV's folder (`ssnas_tf.data.confine`): an absolute
+path, a `..` that climbs out of the folder, or a symbolic link that resolves
+outside it is a bad row, so a CSV handed over by someone else cannot make the
+loader read other images on the machine. The option `image_root=DIR` (CLI:
+`--dataset-option image_root=DIR`) confines the paths to DIR instead, where
+absolute paths inside DIR are allowed too; relative paths are still relative
+to the CSV's folder. An image whose header declares more than `max_pixels`
+pixels (default 2**26 = 67,108,864) is a bad row too, refused before decoding.
 """
 
 import csv
+import os
 import pathlib
 import sys
 from typing import Dict, List, Tuple
@@ -25,6 +35,8 @@ import numpy as np
 from PIL import Image
 
 from ssnas_tf.data.base import DataError, MultimodalDataset, SPLIT_NAMES
+from ssnas_tf.data.confine import (DEFAULT_MAX_PIXELS, PathError, PixelBudgetError,
+                                   check_pixels, confined_path)
 
 _SHOWN_ROWS = 20  # bad rows listed in a message; the rest are counted
 
@@ -36,10 +48,17 @@ def _format_bad_rows(bad: List[Tuple[int, str]]) -> str:
     return "\n".join(lines)
 
 
-def _read_image(path: pathlib.Path, size: Tuple[int, int]) -> np.ndarray:
-    """Decodes one image to uint8 RGB (height, width, 3); raises on bad files."""
+def _read_image(path: pathlib.Path, size: Tuple[int, int],
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decodes one image to uint8 RGB (height, width, 3); raises on bad files.
+
+    Raises:
+        PixelBudgetError: the header declares more than `max_pixels` pixels
+            (checked before any pixel is decoded).
+    """
     height, width = size
-    with Image.open(path) as image:
+    with Image.open(path) as image:  # reads the header only
+        check_pixels(image.size, max_pixels, f"image {path}")
         image.draft("RGB", (width, height))  # JPEG: decode at a reduced scale
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
             # Transparent pixels have arbitrary colours: put them on white.
@@ -92,8 +111,9 @@ def _read_header(reader, path) -> Dict[str, int]:
     return column
 
 
-def _read_rows(reader, column, path, image_size, allow_empty_text):
+def _read_rows(reader, column, path, options):
     """Parses the data rows into dicts; returns `(rows, [(line, reason), ...])`."""
+    allow_empty_text = options["allow_empty_text"]
     multilabel = "labels" in column
     label_column = column["labels" if multilabel else "label"]
     rows, bad = [], []
@@ -123,23 +143,36 @@ def _read_rows(reader, column, path, image_size, allow_empty_text):
             if not allow_empty_text and not row["text"].strip():
                 reasons.append("empty text")
         if "image" in column:
-            name = fields[column["image"]].strip()
-            image_path = path.parent / name
-            if not name:
-                reasons.append("empty image path")
-            elif not image_path.is_file():
-                reasons.append(f"image file {image_path} not found")
+            reason, image = _row_image(fields[column["image"]].strip(), path, options)
+            if reason:
+                reasons.append(reason)
             else:
-                try:
-                    row["image"] = _read_image(image_path, image_size)
-                except (OSError, ValueError, SyntaxError,
-                        Image.DecompressionBombError) as error:
-                    reasons.append(f"cannot decode image {image_path}: {error}")
+                row["image"] = image
         if reasons:
             bad.append((number, "; ".join(reasons)))
         else:
             rows.append(row)
     return rows, bad
+
+
+def _row_image(name, path, options):
+    """(None, image) or (reason, None) for the image path `name` of a row."""
+    if not name:
+        return "empty image path", None
+    try:
+        image_path = pathlib.Path(confined_path(name, path.parent, options["image_root"],
+                                                 option="image_root"))
+    except PathError as error:
+        return f"image {error}", None
+    if not image_path.is_file():
+        return f"image file {path.parent / name} not found", None
+    try:
+        return None, _read_image(image_path, options["image_size"],
+                                 options["max_pixels"])
+    except PixelBudgetError as error:
+        return str(error), None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        return f"cannot decode image {image_path}: {error}", None
 
 
 def load_csv(data_dir=None, **options) -> MultimodalDataset:
@@ -154,6 +187,11 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
                 "skip" drops them and prints the list to stderr. Defaults to
                 "fail".
             `allow_empty_text`: keep rows whose text is empty. Defaults to False.
+            `image_root`: the folder image paths must stay inside; absolute
+                paths inside it are allowed. Defaults to None: the CSV's
+                folder, and absolute paths are bad rows.
+            `max_pixels`: images whose header declares more pixels are bad
+                rows (not decoded). Defaults to 2**26 (67,108,864).
 
     Returns:
         A `MultimodalDataset` named after the file stem, with modalities "image"
@@ -166,16 +204,18 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
 
     Raises:
         DataError: missing file, bad header, bad option, bad rows in "fail"
-            mode, or no usable row.
+            mode (image paths leaving the CSV's folder or `image_root`
+            included), or no usable row.
 
     Example:
         >>> data = load_csv("my_data/items.csv", image_size=(32, 32))
         >>> data.inputs["image"].shape[1:]
         (32, 32, 3)
     """
-    image_size, on_bad_rows, allow_empty_text = _check_options(options)
+    options = _check_options(options)
+    image_size, on_bad_rows = options["image_size"], options["on_bad_rows"]
     path = _csv_path(data_dir)
-    column, rows, bad = _read_file(path, image_size, allow_empty_text)
+    column, rows, bad = _read_file(path, options)
     _report_bad_rows(path, bad, on_bad_rows)
     if not rows:
         raise DataError(f"csv: {path} has no usable data rows")
@@ -198,17 +238,26 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
 
 
 def _check_options(options):
-    """(image_size, on_bad_rows, allow_empty_text) from `load_csv`'s options."""
-    image_size = _check_size(options.pop("image_size", (64, 64)))
-    on_bad_rows = options.pop("on_bad_rows", "fail")
-    allow_empty_text = options.pop("allow_empty_text", False)
+    """`load_csv`'s options, checked, as a dict with every default filled in."""
+    checked = {"image_size": _check_size(options.pop("image_size", (64, 64))),
+               "on_bad_rows": options.pop("on_bad_rows", "fail"),
+               "allow_empty_text": options.pop("allow_empty_text", False),
+               "image_root": options.pop("image_root", None),
+               "max_pixels": options.pop("max_pixels", DEFAULT_MAX_PIXELS)}
     if options:
         raise DataError(f"csv: unknown option(s) {sorted(options)}; options are "
-                        "image_size, on_bad_rows, allow_empty_text")
-    if on_bad_rows not in ("fail", "skip"):
+                        f"{', '.join(checked)}")
+    if checked["on_bad_rows"] not in ("fail", "skip"):
         raise DataError(f"csv: on_bad_rows must be 'fail' or 'skip', got "
-                        f"{on_bad_rows!r}")
-    return image_size, on_bad_rows, allow_empty_text
+                        f"{checked['on_bad_rows']!r}")
+    root = checked["image_root"]
+    if root is not None:
+        if not isinstance(root, (str, pathlib.PurePath)) or not os.path.isdir(root):
+            raise DataError(f"csv: image_root must be an existing folder, got {root!r}")
+    max_pixels = checked["max_pixels"]
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise DataError(f"csv: max_pixels must be a positive integer, got {max_pixels!r}")
+    return checked
 
 
 def _csv_path(data_dir) -> pathlib.Path:
@@ -225,15 +274,14 @@ def _csv_path(data_dir) -> pathlib.Path:
     return path
 
 
-def _read_file(path, image_size, allow_empty_text):
+def _read_file(path, options):
     """(column index, good rows, bad (line, reason) pairs) of the CSV file."""
     # utf-8-sig: spreadsheet exports often start with a byte order mark.
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
             column = _read_header(reader, path)
-            rows, bad = _read_rows(reader, column, path, image_size,
-                                   allow_empty_text)
+            rows, bad = _read_rows(reader, column, path, options)
         except (csv.Error, UnicodeDecodeError) as error:
             raise DataError(f"csv: {path}, line {reader.line_num}: cannot parse: "
                             f"{error}") from None

@@ -17,6 +17,8 @@ import warnings
 import numpy as np
 
 from ssnas_tf.data.base import DataError, MASK_ID, MultimodalDataset, PAD_ID
+from ssnas_tf.data.confine import (DEFAULT_MAX_PIXELS, PathError, PixelBudgetError,
+                                   check_pixels, confined_path)
 
 HDF5_NAME = "multimodal_imdb.hdf5"
 METADATA_NAME = "metadata.npy"
@@ -48,7 +50,8 @@ _SHIFT = MASK_ID + 1
 
 def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
                 max_samples=None, image_size=(256, 160), chunk_size=128,
-                word2vec_vocab=None, verbose=True, stream=True):
+                word2vec_vocab=None, verbose=True, stream=True,
+                max_pixels=DEFAULT_MAX_PIXELS):
     """Loads MM-IMDB from the published HDF5 file or the raw archive.
 
     From `multimodal_imdb.hdf5` the modalities are `text` and `image` as chosen
@@ -100,6 +103,10 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
             to True.
         stream: HDF5 images: prepare them on disk and read them per batch
             (see Memory above). Defaults to True.
+        max_pixels: raw archive: posters whose JPEG header declares more
+            pixels are refused before decoding. Defaults to 2**26.
+            split.json's ids name files inside `dataset/`: an id that leads
+            outside it (absolute, `..`, a symbolic link out) is refused.
 
     Returns:
         A `MultimodalDataset` named "mmimdb". `extras` has `imdb_ids` (list of
@@ -153,7 +160,7 @@ def load_mmimdb(data_dir=None, *, text=None, image="images", max_tokens=256,
         raise DataError(
             f"mmimdb: {hdf5_path} not found, and {data_dir} is not an "
             f"extracted raw archive (no mmimdb/split.json)")
-    return _load_raw(raw_root, text, image, max_samples, image_size, verbose)
+    return _load_raw(raw_root, text, image, max_samples, image_size, verbose, max_pixels)
 
 
 # --------------------------------------------------------------------- HDF5
@@ -456,7 +463,7 @@ def _find_raw_root(data_dir):
     return None
 
 
-def _load_raw(root, text, image, max_samples, image_size, verbose):
+def _load_raw(root, text, image, max_samples, image_size, verbose, max_pixels):
     if text not in (None, "text"):
         raise DataError(
             f"mmimdb: text={text!r} needs {HDF5_NAME}; the raw archive at "
@@ -489,8 +496,9 @@ def _load_raw(root, text, image, max_samples, image_size, verbose):
     plots = np.empty(len(ids), dtype=object)
     images = (np.empty((len(ids),) + tuple(image_size) + (3,), np.uint8)
               if image else None)
+    dataset_dir = os.path.join(root, "dataset")
     for row, movie_id in enumerate(ids):
-        json_path = os.path.join(root, "dataset", f"{movie_id}.json")
+        json_path = _movie_file(dataset_dir, movie_id, ".json", split_path)
         if not os.path.isfile(json_path):
             raise DataError(f"mmimdb: movie {movie_id}: {json_path} not found")
         with open(json_path, encoding="utf-8") as handle:
@@ -505,11 +513,11 @@ def _load_raw(root, text, image, max_samples, image_size, verbose):
             if genre in genre_column:
                 labels[row, genre_column[genre]] = 1.0
         if image:
-            jpeg_path = os.path.join(root, "dataset", f"{movie_id}.jpeg")
+            jpeg_path = _movie_file(dataset_dir, movie_id, ".jpeg", split_path)
             if not os.path.isfile(jpeg_path):
                 raise DataError(
                     f"mmimdb: movie {movie_id}: {jpeg_path} not found")
-            images[row] = _read_poster(jpeg_path, image_size)
+            images[row] = _read_poster(jpeg_path, image_size, max_pixels)
         if verbose and (row + 1) % 2000 == 0:
             print(f"mmimdb: read {row + 1}/{len(ids)} movies from {root}")
 
@@ -560,15 +568,36 @@ def preprocessing_steps(source, text_kind, image_kind, image_size=(256, 160)):
     return steps
 
 
-def _read_poster(path, image_size):
-    """Centre-crops to the target aspect ratio, then resizes (as the authors)."""
+def _movie_file(dataset_dir, movie_id, suffix, split_path):
+    """`dataset/<id><suffix>`, refused if the id leads outside `dataset/`.
+
+    The ids come from split.json, a data file: an id such as
+    "../../secret" or "/etc/x", or a file that is a symbolic link out of the
+    folder, must not make the loader read other files.
+    """
+    try:
+        return confined_path(f"{movie_id}{suffix}", dataset_dir)
+    except PathError as error:
+        raise DataError(f"mmimdb: movie id {movie_id!r} from {split_path}: "
+                        f"{error}") from None
+
+
+def _read_poster(path, image_size, max_pixels=DEFAULT_MAX_PIXELS):
+    """Centre-crops to the target aspect ratio, then resizes (as the authors).
+
+    Posters whose header declares more than `max_pixels` pixels are refused
+    before decoding.
+    """
     from PIL import Image
 
     height, width = image_size
     try:
         with Image.open(path) as img:
+            check_pixels(img.size, max_pixels, f"poster {path}")
             img = img.convert("RGB")
-    except OSError as error:
+    except PixelBudgetError as error:
+        raise DataError(f"mmimdb: {error}") from None
+    except (OSError, Image.DecompressionBombError) as error:
         raise DataError(f"mmimdb: cannot decode {path}: {error}") from None
     w, h = img.size
     if h * width > w * height:  # too tall: crop rows

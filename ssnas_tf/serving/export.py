@@ -12,13 +12,21 @@ TF Serving's versioned layout, atomically:
         saved_model.pb
         variables/            (variables.index, variables.data-*)
         assets/               (only if the model has file assets)
+        assets.extra/tf_serving_warmup_requests
+                              TFRecord of PredictionLog: TF Serving replays
+                              these requests when it loads the version
         fingerprint.pb
         labels.txt            one class name per line, line i = class index i
         serving_info.json     inputs (with their preprocessing), outputs, label
-                              names, multilabel, threshold, provenance (optional)
+                              names, multilabel, threshold, checked_inputs,
+                              warmup, provenance (optional)
+        request_examples/     predict.json (REST body), predict_request.pbtxt
+                              (gRPC PredictRequest), one real sample
         <name>_vocabulary.txt sequence inputs with a vocabulary: line i = id i
     2/
     .tmp-3-<random>/          only while version 3 is being written
+    models.config             TF Serving model config for this folder
+    batching_parameters.txt   TF Serving server-side batching parameters
 ```
 
 The label files sit at the top of the version directory, beside
@@ -34,7 +42,11 @@ non-empty directory).
 The serving function (signature `serving_default`):
 
 * inputs: one named, typed tensor per modality, batch dimension `None`, with the
-  per-sample shapes and dtypes given in `input_specs`. `uint8` inputs (images,
+  per-sample shapes and dtypes given in `input_specs`. Before the model runs,
+  the graph checks every request (`ssnas_tf.serving.checks`): per-sample shapes,
+  one batch size across inputs, finite float values; a violation is an
+  `InvalidArgumentError` naming the input (`kar: expected shape (batch, 64),
+  got (3, 65)`). `uint8` inputs (images,
   spectrograms) are cast to float32 and divided by 255 before the model sees
   them; every other input is passed through unchanged. `serving_info.json`
   lists, per input, the ordered `preprocessing` steps: those the client must
@@ -52,6 +64,11 @@ Only core TensorFlow ops may appear in the graph: a SavedModel with
 tensorflow-text ops does not load in TF Serving (nor in a Python process that
 has not imported `tensorflow_text`). Keras' `TextVectorization` uses core ops
 only; `export_classifier` refuses graphs with other ops.
+
+The warm-up requests are built from `warmup_inputs` (`Run.export`: the first
+held-out test samples), and `models.config` / `batching_parameters.txt` are
+rewritten beside the versions by every export (`ssnas_tf.serving.server_config`);
+docs/serving.md has the `tensorflow_model_server` command line using them.
 
 Serving with TF Serving (Docker):
 
@@ -95,9 +112,15 @@ import uuid
 from collections.abc import Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from ssnas_tf.serving.checks import check_inputs
 from ssnas_tf.serving.preprocessing import UINT8_STEP
+from ssnas_tf.serving.requests import (EXAMPLES_DIR, WARMUP_FILE, RequestError,
+                                       check_request, warmup_batches, write_request_examples,
+                                       write_warmup_file)
+from ssnas_tf.serving.server_config import write_server_config
 from ssnas_tf.tasks import Task
 from ssnas_tf.version import __version__
 
@@ -117,7 +140,7 @@ class ExportError(ValueError):
 def export_classifier(model, input_specs, label_names, export_root, model_name,
                       version=None, multilabel=False, threshold=0.5,
                       core_ops_only=True, preprocessing=None, extra_files=None,
-                      provenance=None):
+                      provenance=None, check_inputs=True, warmup_inputs=None):
     """Writes `model` as version `version` of a TF Serving model, atomically.
 
     Args:
@@ -143,6 +166,13 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
         provenance: JSON-able facts about where the model comes from (e.g.
             the genotype it was built from), stored as `serving_info.json`'s
             "provenance". Defaults to None (not stored).
+        check_inputs: check every request inside the graph before the model
+            runs (`ssnas_tf.serving.checks`): dtypes and per-sample shapes,
+            one batch size, finite floats. Defaults to True.
+        warmup_inputs: input name -> a few real samples (leading batch
+            dimension) for TF Serving's warm-up requests and the request
+            examples; `Run.export` passes held-out test samples. Defaults to
+            None: one all-zero (empty-string) sample.
 
     Returns:
         The new version directory, `<export_root>/<model_name>/<version>`.
@@ -165,16 +195,24 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
     _check_model_name(model_name)
     preprocessing = _check_preprocessing(preprocessing, signature)
     files = _check_extra_files(extra_files)
+    warmup = _check_warmup_inputs(warmup_inputs, signature)
     model_dir = os.path.join(os.fspath(export_root), model_name)
     os.makedirs(model_dir, exist_ok=True)
     version = _new_version(model_dir, model_name, version)
     version_dir = os.path.join(model_dir, str(version))
     tmp_dir = os.path.join(model_dir, f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
-        _write_saved_model(tmp_dir, model, signature, task, core_ops_only)
+        _write_saved_model(tmp_dir, model, signature, task, core_ops_only, check_inputs)
+        batches = warmup_batches(warmup)
+        write_warmup_file(tmp_dir, batches, model_name)
+        write_request_examples(tmp_dir, batches[0], model_name)
         files[LABELS_FILE] = "".join(name + "\n" for name in label_names)
         info = _serving_info(model_name, version, signature, label_names, task,
                              preprocessing)
+        info["checked_inputs"] = bool(check_inputs)
+        info["warmup"] = {"file": WARMUP_FILE, "batch_sizes": [
+            len(next(iter(b.values()))) for b in batches],
+            "samples": "given" if warmup_inputs is not None else "zeros"}
         if provenance is not None:
             info["provenance"] = provenance
         files[INFO_FILE] = json.dumps(info, indent=2) + "\n"
@@ -185,7 +223,27 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
     except BaseException:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         raise
+    write_server_config(model_dir, model_name)
     return version_dir
+
+
+def _check_warmup_inputs(warmup_inputs, signature):
+    """The warm-up samples in the signature's dtypes; zeros when none are given."""
+    spec = {name: (tuple(s.shape.as_list()[1:]), s.dtype.name)
+            for name, s in signature.items()}
+    if warmup_inputs is None:
+        warmup_inputs = {
+            name: np.full((1,) + tuple(1 if d is None else d for d in shape),
+                          b"" if dtype == "string" else 0,
+                          dtype=object if dtype == "string" else dtype)
+            for name, (shape, dtype) in spec.items()}
+    try:
+        checked = check_request(dict(warmup_inputs), spec)
+    except RequestError as error:
+        raise ExportError(f"warmup_inputs: {error}") from None
+    if not len(next(iter(checked.values()))):
+        raise ExportError("warmup_inputs: need at least one sample")
+    return checked
 
 
 def _check_threshold(threshold):
@@ -220,7 +278,7 @@ def _check_preprocessing(preprocessing, signature):
 def _check_extra_files(extra_files):
     files = dict(extra_files or {})
     reserved = {LABELS_FILE, INFO_FILE, "saved_model.pb", "fingerprint.pb",
-                "variables", "assets"}
+                "variables", "assets", "assets.extra", EXAMPLES_DIR}
     for name, text in files.items():
         if not isinstance(name, str) or name in reserved or name.startswith(".") \
                 or os.sep in name or (os.altsep and os.altsep in name):
@@ -246,10 +304,10 @@ def _new_version(model_dir, model_name, version):
     return version
 
 
-def _write_saved_model(directory, model, signature, task, core_ops_only):
+def _write_saved_model(directory, model, signature, task, core_ops_only, checked):
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SIGNATURE_NAME, _serving_fn(model, task),
+    archive.add_endpoint(SIGNATURE_NAME, _serving_fn(model, task, signature, checked),
                          input_signature=[signature])
     archive.write_out(directory, verbose=False)
     if core_ops_only:
@@ -331,8 +389,10 @@ def _check_model_inputs(model, signature):
             f"inputs {sorted(inputs)}")
 
 
-def _serving_fn(model, task):
+def _serving_fn(model, task, signature, checked=True):
     def serve(inputs):
+        if checked:
+            inputs = check_inputs(inputs, signature)
         features = {name: tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else x
                     for name, x in inputs.items()}
         logits = tf.cast(model(features, training=False), tf.float32)

@@ -793,7 +793,8 @@ class Run:
             classifier, specs, ds.label_names, export_root, model_name, version=version,
             multilabel=self.task.multilabel, threshold=self.task.threshold,
             preprocessing=describe_inputs(ds, specs), extra_files=vocabulary_files(ds, specs),
-            provenance=self._provenance(classifier))
+            provenance=self._provenance(classifier),
+            warmup_inputs=_warmup_samples(ds, self.splits.test, specs))
         _log(f"[ssnas] export: {version_dir}")
         return self._record(export_dir=os.path.abspath(str(version_dir)),
                             seconds={"export": round(time.perf_counter() - start, 1)})
@@ -851,6 +852,23 @@ def built_genotype(model, path):
     except ValueError:
         raise RunError(f"{path}: no 'fusion' layer; not an ssnas encoder or "
                        f"classifier") from None
+
+
+def _warmup_samples(dataset, test_index, specs, count=8):
+    """The first `count` held-out test samples, in the served inputs' dtypes
+    (None without test samples: the export then warms up on zeros)."""
+    index = [int(i) for i in np.asarray(test_index)[:count]]
+    if not index:
+        return None
+    out = {}
+    for name, (_, dtype) in specs.items():
+        rows = [dataset.inputs[name][i] for i in index]
+        if dtype == "string":
+            out[name] = np.array([r.encode("utf-8") if isinstance(r, str) else bytes(r)
+                                  for r in rows], dtype=object)
+        else:
+            out[name] = np.stack([np.asarray(r) for r in rows]).astype(dtype)
+    return out
 
 
 def _serving_dtype(array, kind):
