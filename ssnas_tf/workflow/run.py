@@ -802,6 +802,26 @@ class Run:
             pass
         return out
 
+    def predict(self, data, output=None, **kwargs):
+        """Predictions of this run's newest export on new samples.
+
+        A thin wrapper of `ssnas_tf.serving.predict.predict` with the run's
+        dataset and loader options.
+
+        Args:
+            data: an `.npz` file, a `.csv` file or a dataset folder.
+            output: CSV file to write the predictions to. Defaults to None.
+            **kwargs: further arguments of `ssnas_tf.serving.predict.predict`
+                (batch_size, on_bad_rows, progress).
+
+        Returns:
+            A `ssnas_tf.serving.predict.Predictions`.
+        """
+        from ssnas_tf.serving.predict import predict
+        c = self.config
+        kwargs.setdefault("dataset_options", c.dataset_options)
+        return predict(self.directory, data, dataset=c.dataset, output=output, **kwargs)
+
     def run_all(self, overwrite=False, export=True):
         """All steps; returns results.json's content.
 
