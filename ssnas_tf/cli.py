@@ -132,7 +132,7 @@ def _execution_flags(g, defaults):
     g.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
                    default=defaults.deterministic,
                    help="TensorFlow op determinism: bit-identical reruns with one "
-                        "seed (default on; see README, Reproducibility)")
+                        "seed (default on; see docs/reproducibility.md)")
     g.add_argument("--threads", type=int, default=defaults.threads,
                    help="threads per op (default: 1 on a machine with at most 2 "
                         "cores, where it is faster, else one per core); results depend "

@@ -172,7 +172,7 @@ class Run:
             with open(config_path) as f:
                 config = RunConfig.from_json(f.read(), source=config_path)
         self.config = config
-        # Every random source's seed comes from this tree (README: Reproducibility).
+        # Every random source's seed comes from this tree (docs/reproducibility.md).
         self.seeds = SeedTree(config.seed)
         self._dataset = None
         self._splits = None
