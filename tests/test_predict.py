@@ -258,3 +258,20 @@ def test_next_steps_names_files_and_commands(tiny_run):
     assert "docker run" in text and results["export_dir"] in text
     assert os.path.join(directory, "classifier.keras") in text
     assert "weighted_f1" in text
+
+
+def test_dataset_folder_uses_its_loader_and_labels(tiny_run, raw_mfeat, tmp_path):
+    from ssnas_tf.data.mfeat import VIEWS, csv_name
+    from test_data_mfeat import _csv_text
+    directory, _ = tiny_run
+    path, arrays = raw_mfeat
+    rows = np.arange(0, 2000, 40)
+    for view in VIEWS:
+        (tmp_path / csv_name(view)).write_text(
+            _csv_text(arrays[view][rows], arrays["labels"][rows]))
+    result = predict(directory, tmp_path)
+    assert list(result.ids) == list(range(len(rows))) and result.metrics is not None
+    subset = tmp_path / "subset.npz"
+    np.savez(subset, **{k: v[rows] for k, v in arrays.items()})
+    np.testing.assert_allclose(result.probabilities, predict(directory, subset).probabilities,
+                               atol=1e-6)
