@@ -246,7 +246,7 @@ def _predict_parser(sub):
                    help="the dataset name (default: the one the export records)")
     p.add_argument("--output", default="predictions.csv",
                    help="the CSV file written (default: predictions.csv)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--on-bad-rows", choices=("fail", "skip"), default="fail",
                    help="CSV rows that cannot be read: fail listing them with line "
                         "numbers (default), or skip them")
@@ -254,14 +254,25 @@ def _predict_parser(sub):
                    help="extra loader option for a dataset folder (repeatable)")
 
 
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"need a positive integer, got '{text}'")
+    return value
+
+
 def _predict(args):
     """`ssnas predict`: writes the predictions, prints a summary (and metrics)."""
+    from ssnas_tf.data import DataError
     from ssnas_tf.serving.predict import predict
     options = {}
     for item in args.dataset_option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--dataset-option expects KEY=JSON, got '{item}'")
+            raise DataError(f"--dataset-option expects KEY=JSON, got '{item}'")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:

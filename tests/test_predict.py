@@ -20,7 +20,7 @@ from ssnas_tf.backbones.layers import standardize_text
 from ssnas_tf.cli import main, next_steps
 from ssnas_tf.data import DataError
 from ssnas_tf.data.mfeat import EMBEDDED_PATH, pix_to_image
-from ssnas_tf.serving.export import export_classifier
+from ssnas_tf.serving.export import ExportError, export_classifier
 from ssnas_tf.serving.predict import predict, read_serving_info, resolve_export
 from ssnas_tf.workflow.run import Run
 from test_pipeline import finished_tiny_run
@@ -133,8 +133,10 @@ def test_mfeat_errors(tiny_run, raw_mfeat, tmp_path, capsys):
                  str(tmp_path / "zero.npz")]) == 2
     assert "cannot read" in capsys.readouterr().err
     # no export: a run directory without one
-    with pytest.raises(FileNotFoundError, match="neither a run directory nor an export"):
+    with pytest.raises(ExportError, match="neither a run directory nor an export"):
         predict(tmp_path, missing)
+    assert main(["predict", "--model", str(tmp_path), "--data", str(missing)]) == 2
+    assert "neither a run directory nor an export" in capsys.readouterr().err
 
 
 # -- CSV input ---------------------------------------------------------------------
@@ -249,6 +251,19 @@ def test_csv_missing_modality_empty_file_and_other_dataset(csv_export, tiny_run,
         predict(path, raw_mfeat[0], dataset="mfeat")
     with pytest.raises(DataError, match="unsupported input"):
         predict(path, _write(folder, "x.txt", "hello"))
+
+
+def test_csv_image_paths_stay_in_the_csv_folder(csv_export, tmp_path):
+    path, _, folder, _ = csv_export
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros(SIZE + (3,), np.uint8)).save(outside)
+    data = _write(folder, "escape.csv", (
+        f"image,text\n{outside},abs\n../{tmp_path.name}/outside.png,up\n0.png,fine\n"))
+    with pytest.raises(DataError) as info:
+        predict(path, data)
+    assert "2 bad rows" in str(info.value)
+    assert "line 2: image path" in str(info.value) and "leaves the CSV's folder" in str(info.value)
+    assert list(predict(path, data, on_bad_rows="skip").ids) == [4]
 
 
 def test_next_steps_names_files_and_commands(tiny_run):

@@ -116,7 +116,7 @@ def predict(model, data, dataset=None, output=None, batch_size=256,
         DataError: missing or unreadable input, bad rows (with "fail"), inputs
             the model does not read or of the wrong shape, a model from
             another dataset, no samples.
-        FileNotFoundError: `model` holds no export.
+        ExportError: `model` holds no export, or one without serving_info.json.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size: need a positive integer, got {batch_size!r}")
@@ -161,12 +161,12 @@ def resolve_export(model):
         The version directory (holding `saved_model.pb`).
 
     Raises:
-        FileNotFoundError: `model` is missing or holds no export.
+        ExportError: `model` is missing or holds no export.
     """
-    from ssnas_tf.serving.export import list_versions
+    from ssnas_tf.serving.export import ExportError, list_versions
     path = os.fspath(model)
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"--model {path}: no such directory (pass a run "
+        raise ExportError(f"--model {path}: no such directory (pass a run "
                                 f"directory or an export directory)")
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
@@ -187,9 +187,9 @@ def resolve_export(model):
         if found:
             return max(found, key=os.path.getmtime)
     if os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(f"--model {path}: the run has no export yet; run "
+        raise ExportError(f"--model {path}: the run has no export yet; run "
                                 f"`ssnas export --output {path}` first")
-    raise FileNotFoundError(f"--model {path}: neither a run directory nor an export "
+    raise ExportError(f"--model {path}: neither a run directory nor an export "
                             f"(no saved_model.pb, version folders or export/)")
 
 
@@ -197,13 +197,13 @@ def read_serving_info(version_dir):
     """The export's `serving_info.json` as a dict.
 
     Raises:
-        FileNotFoundError: the export has no serving_info.json (not written by
+        ExportError: the export has no serving_info.json (not written by
             `ssnas_tf.serving.export_classifier`).
     """
-    from ssnas_tf.serving.export import INFO_FILE
+    from ssnas_tf.serving.export import INFO_FILE, ExportError
     path = os.path.join(version_dir, INFO_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path} not found: not an ssnas export (write one "
+        raise ExportError(f"{path} not found: not an ssnas export (write one "
                                 f"with `ssnas export`)")
     with open(path, encoding="utf-8") as f:
         return json.load(f)
@@ -349,6 +349,7 @@ def _read_csv(path, info, on_bad_rows):
 
 def _csv_rows(reader, column, path, info):
     """Rows as dicts of the served inputs, and the bad `(line, reason)` pairs."""
+    from PIL import Image
     from ssnas_tf.data.csv_files import _read_image
     index = {name: i for i, name in enumerate(info["label_names"])}
     label_column = "labels" if "labels" in column else "label" if "label" in column else None
@@ -383,18 +384,32 @@ def _csv_rows(reader, column, path, info):
             image_path = path.parent / name
             if not name:
                 reasons.append("empty image path")
+            elif not _inside(name, path.parent):
+                reasons.append(f"image path {name!r} leaves the CSV's folder "
+                               f"{path.parent} (absolute, '..' or a link outside)")
             elif not image_path.is_file():
                 reasons.append(f"image file {image_path} not found")
             else:
                 try:
                     row["image"] = _read_image(image_path, tuple(image_shape[1:3]))
-                except (OSError, ValueError, SyntaxError) as error:
+                except (OSError, ValueError, SyntaxError,
+                        Image.DecompressionBombError) as error:
                     reasons.append(f"cannot decode image {image_path}: {error}")
         if reasons:
             bad.append((number, "; ".join(reasons)))
         else:
             rows.append(row)
     return rows, bad
+
+
+def _inside(name, folder):
+    """Whether image path `name` of a CSV row stays inside the CSV's `folder`
+    (relative, no '..' or link leading out), as the CSV loader requires."""
+    if os.path.isabs(name):
+        return False
+    root = os.path.realpath(folder)
+    target = os.path.realpath(os.path.join(folder, name))
+    return os.path.commonpath([root, target]) == root
 
 
 def _check_present(inputs, info, data, dataset):
