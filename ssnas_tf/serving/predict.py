@@ -470,7 +470,11 @@ def _run_model(version_dir, inputs, n, batch_size, progress):
     for start in range(0, n, batch_size):
         batch = {name: tf.constant(a[start:start + batch_size])
                  for name, a in inputs.items()}
-        chunks.append(serve(**batch)["probabilities"].numpy())
+        try:  # an export that checks its inputs refuses bad values (e.g. NaN)
+            chunks.append(serve(**batch)["probabilities"].numpy())
+        except tf.errors.InvalidArgumentError as error:
+            raise DataError(f"samples {start}-{min(start + batch_size, n) - 1}: the "
+                            f"model refused them: {error.message}") from None
         if progress:
             _progress(min(start + batch_size, n), n)
     if progress:
