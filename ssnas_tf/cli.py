@@ -402,8 +402,6 @@ def main(argv=None):
                                    jobs=args.jobs, overwrite=args.overwrite)
             except ExperimentError as err:
                 raise RunError(str(err)) from None
-        elif args.command == "predict":
-            _predict(args)
         elif args.command in ("run", "search"):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
@@ -418,6 +416,8 @@ def main(argv=None):
                 print(next_steps(results, output))
             else:
                 _search(run, args.overwrite)
+        elif args.command == "predict":
+            _predict(args)
         else:
             run = open_run(args.output, tensorboard=args.tensorboard)
             run.strategy
