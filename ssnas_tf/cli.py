@@ -290,10 +290,14 @@ def next_steps(results, output):
     export_dir = results.get("export_dir")
     lines = ["", "Done. " + ", ".join(
         f"{k} {results[k]}" for k in ("weighted_f1", "accuracy") if k in results)]
-    files = [("classifier", "classifier.keras"), ("picture", "architecture.png"),
-             ("results", "results.json")]
-    for label, name in files:
-        lines.append(f"  {label + ':':<12}{os.path.join(output, name)}")
+    files = [("classifier", ("classifier.keras",)),
+             ("picture", ("architecture.png", "architecture.svg",
+                          "randomnet_architecture.svg")),
+             ("results", ("results.json",))]
+    for label, names in files:
+        found = [n for n in names if os.path.exists(os.path.join(output, n))]
+        if found:
+            lines.append(f"  {label + ':':<12}{os.path.join(output, found[0])}")
     if export_dir:
         lines.append(f"  {'export:':<12}{export_dir}")
         model_dir = os.path.dirname(export_dir)

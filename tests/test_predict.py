@@ -290,3 +290,12 @@ def test_dataset_folder_uses_its_loader_and_labels(tiny_run, raw_mfeat, tmp_path
     np.savez(subset, **{k: v[rows] for k, v in arrays.items()})
     np.testing.assert_allclose(result.probabilities, predict(directory, subset).probabilities,
                                atol=1e-6)
+
+
+def test_next_steps_lists_only_files_that_exist(tmp_path):
+    (tmp_path / "randomnet_architecture.svg").write_text("<svg/>")
+    text = next_steps({"weighted_f1": 0.5, "export_dir": "/srv/export/m/3"}, str(tmp_path))
+    assert "classifier:" not in text and "results:" not in text
+    assert f"picture:    {tmp_path / 'randomnet_architecture.svg'}" in text
+    assert "source=/srv/export/m,target=/models/m -e MODEL_NAME=m" in text
+    assert "ssnas predict" not in next_steps({"weighted_f1": 0.5}, str(tmp_path))
