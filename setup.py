@@ -44,6 +44,9 @@ setup(
                  "tensorflow-text>=2.21,<2.22", "matplotlib"],
         # the experiment figures (label_fraction.png/.svg)
         "plots": ["matplotlib"],
+        # the documentation site: mkdocs build --strict (mkdocs.yml, docs/)
+        "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10",
+                 "mkdocstrings-python>=1.10"],
     },
     entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:main"]},
 )

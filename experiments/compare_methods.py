@@ -2,7 +2,7 @@
 
     python experiments/compare_methods.py --output DIR --fractions 0.05,1.0 --trials 3
 
-is `ssnas experiment --output DIR --fractions 0.05,1.0 --trials 3` (see README.md,
+is `ssnas experiment --output DIR --fractions 0.05,1.0 --trials 3` (see docs/experiments.md,
 "Experiments"). The old `--seeds` and `--config` flags are gone: trials draw their
 seeds from `--seed`, and every `ssnas run` setting is a flag.
 """

@@ -53,6 +53,7 @@ _EXPORTS = {
     "nt_xent": "ssnas_tf.ssl.losses",
     "positive_retrieval_accuracy": "ssnas_tf.ssl.losses",
     "precision_scope": "ssnas_tf.precision",
+    "predict": "ssnas_tf.serving.predict",
     "pretrain_backbones": "ssnas_tf.backbones.pretrain",
     "reference_optimizers": "ssnas_tf.nas.architect",
     "simclr_loss": "ssnas_tf.ssl.contrastive_model",

@@ -7,6 +7,7 @@
     ssnas finetune --output runs/a [--genotype other/genotype.json]
     ssnas evaluate --output runs/a
     ssnas export   --output runs/a [--export-root DIR --model-name NAME]
+    ssnas predict  --model runs/a --data new.npz|new.csv|FOLDER [--output predictions.csv]
     ssnas experiment --output DIR --methods ssl,supervised --fractions 0.01,0.1,1.0 \
                      --trials 10 [--jobs N] [--protocol exp2]   # many runs, statistics
 
@@ -134,7 +135,7 @@ def _execution_flags(g, defaults):
     g.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
                    default=defaults.deterministic,
                    help="TensorFlow op determinism: bit-identical reruns with one "
-                        "seed (default on; see README, Reproducibility)")
+                        "seed (default on; see docs/reproducibility.md)")
     g.add_argument("--threads", type=int, default=defaults.threads,
                    help="threads per op (default: 1 on a machine with at most 2 "
                         "cores, where it is faster, else one per core); results depend "
@@ -235,7 +236,90 @@ def build_parser():
             p.add_argument("--export-root", default=None)
             p.add_argument("--model-name", default=None)
             p.add_argument("--model-version", type=int, default=None)
+    _predict_parser(sub)
     return parser
+
+
+def _predict_parser(sub):
+    p = sub.add_parser(
+        "predict", help="predict new samples with a run's export (the served SavedModel)",
+        description="Runs the exported SavedModel on new samples and writes one CSV row "
+        "per sample: id, predicted class name(s), the probability of every class. "
+        "Labels in the input are optional; with them, the metrics are printed.")
+    p.add_argument("--model", required=True, metavar="RUN_DIR|EXPORT_DIR",
+                   help="a run directory (its newest export), an export model "
+                        "directory (largest version) or a version directory")
+    p.add_argument("--data", required=True, metavar="FILE_OR_DIR",
+                   help="an .npz of named arrays (one per served input, optional "
+                        "'labels' and 'ids'), a .csv (image/text columns, label "
+                        "optional) or a dataset folder")
+    p.add_argument("--dataset", default=None,
+                   help="the dataset name (default: the one the export records)")
+    p.add_argument("--output", default="predictions.csv",
+                   help="the CSV file written (default: predictions.csv)")
+    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--on-bad-rows", choices=("fail", "skip"), default="fail",
+                   help="CSV rows that cannot be read: fail listing them with line "
+                        "numbers (default), or skip them")
+    p.add_argument("--dataset-option", action="append", default=[], metavar="KEY=JSON",
+                   help="extra loader option for a dataset folder (repeatable)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"need a positive integer, got '{text}'")
+    return value
+
+
+def _predict(args):
+    """`ssnas predict`: writes the predictions, prints a summary (and metrics)."""
+    from ssnas_tf.data import DataError
+    from ssnas_tf.serving.predict import predict
+    options = {}
+    for item in args.dataset_option:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise DataError(f"--dataset-option expects KEY=JSON, got '{item}'")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    result = predict(args.model, args.data, dataset=args.dataset, output=args.output,
+                     batch_size=args.batch_size, on_bad_rows=args.on_bad_rows,
+                     dataset_options=options)
+    print(f"[ssnas] predict: {len(result.ids)} samples -> {result.output}")
+    if result.metrics is not None:
+        print(json.dumps(result.metrics, indent=2))
+
+
+def next_steps(results, output):
+    """The block printed at the end of `ssnas run`: score, files, next commands."""
+    export_dir = results.get("export_dir")
+    lines = ["", "Done. " + ", ".join(
+        f"{k} {results[k]}" for k in ("weighted_f1", "accuracy") if k in results)]
+    files = [("classifier", ("classifier.keras",)),
+             ("picture", ("architecture.png", "architecture.svg",
+                          "randomnet_architecture.svg")),
+             ("results", ("results.json",))]
+    for label, names in files:
+        found = [n for n in names if os.path.exists(os.path.join(output, n))]
+        if found:
+            lines.append(f"  {label + ':':<12}{os.path.join(output, found[0])}")
+    if export_dir:
+        lines.append(f"  {'export:':<12}{export_dir}")
+        model_dir = os.path.dirname(export_dir)
+        name = os.path.basename(model_dir)
+        lines += [
+            "Predict new samples (npz of named arrays, csv, or a dataset folder):",
+            f"  ssnas predict --model {output} --data NEW_SAMPLES --output predictions.csv",
+            "Serve the export with TF Serving (REST on port 8501):",
+            f"  docker run -p 8501:8501 --mount type=bind,source={model_dir},"
+            f"target=/models/{name} -e MODEL_NAME={name} -t tensorflow/serving"]
+    return "\n".join(lines)
 
 
 def _experiment_parser(sub):
@@ -344,8 +428,11 @@ def main(argv=None):
                 print(json.dumps({k: results[k] for k in (
                     "dataset", "method", "label_fraction", "seed", "weighted_f1",
                     "export_dir", "seconds") if k in results}, indent=2))
+                print(next_steps(results, output))
             else:
                 _search(run, args.overwrite)
+        elif args.command == "predict":
+            _predict(args)
         else:
             run = open_run(args.output, tensorboard=args.tensorboard)
             run.strategy

@@ -5,7 +5,7 @@ only 128 values (multiples of 1/128), so rate 0.1 keeps 89.87% of the units
 instead of 90%: measured over 4M units, the mean output is 0.9970 of the
 input. Drawn in float32, the mask keeps 90.00% and the mean is 0.9984 (what is
 left is 1/0.9 rounded to bfloat16). The float32 draw is also faster than the
-bfloat16 one on CPU (README, Mixed precision), and in float32 it gives the same
+bfloat16 one on CPU (docs/devices.md, Mixed precision), and in float32 it gives the same
 masks as Keras's layer from the same seed.
 """
 

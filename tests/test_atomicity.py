@@ -1,4 +1,4 @@
-"""Every artifact is written atomically and durably (README, "What `ssnas run`
+"""Every artifact is written atomically and durably (docs/run.md, "What `ssnas run`
 does"): a temporary file, fsynced, renamed over the target, the folder fsynced;
 logs gain whole lines only; `Run.start` never leaves a new config beside the
 previous run's artifacts."""

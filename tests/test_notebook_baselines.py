@@ -54,6 +54,7 @@ def test_every_method_is_run():
 
 @pytest.mark.slow
 def test_notebook_executes(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSNAS_NOTEBOOK_CI", "1")  # CI settings: capped steps, 3 views
     notebook = execute_notebook(NOTEBOOK, tmp_path, monkeypatch)
     text = "\n".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")

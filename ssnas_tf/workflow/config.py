@@ -117,7 +117,7 @@ class RunConfig:
             (smoke tests, benchmarks on large data). Defaults to None (no cap).
         deterministic: TensorFlow op determinism, so a rerun with the same
             seed on the same kind of machine gives bit-identical results
-            (README: Reproducibility). Defaults to True.
+            (docs/reproducibility.md). Defaults to True.
         threads: threads per op; they change results, so a run is reproduced
             on a machine with another core count by passing the `threads`
             its results.json records. Defaults to None: 1 on at most two

@@ -24,9 +24,9 @@ def configure_determinism(deterministic, intra_op_threads=None):
     On: `tf.config.experimental.enable_op_determinism()`, which makes every
     op, and tf.data's parallel maps, produce the same result on every run,
     and raises an error for an op that has no deterministic implementation.
-    The number of threads one op uses changes results (measured: README,
-    Reproducibility), so it is recorded, and can be fixed to reproduce a run
-    made on a machine with another number of cores. It can only be set
+    The number of threads one op uses changes results (measured:
+    docs/reproducibility.md), so it is recorded, and can be fixed to reproduce
+    a run made on a machine with another number of cores. It can only be set
     before TensorFlow's runtime starts.
 
     Args:
@@ -74,7 +74,7 @@ def default_intra_op_threads(cores=None):
     None (TensorFlow's choice, one per core).
 
     On two cores the search step's many small ops run faster two at a time on
-    one core each than each split over both cores (README, Performance:
+    one core each than each split over both cores (docs/performance.md:
     +35% at batch 32, and whole runs as fast or faster). Machines with more
     cores keep TensorFlow's choice: measured only on two.
     """

@@ -177,7 +177,7 @@ class Run:
             with open(config_path) as f:
                 config = RunConfig.from_json(f.read(), source=config_path)
         self.config = config
-        # Every random source's seed comes from this tree (README: Reproducibility).
+        # Every random source's seed comes from this tree (docs/reproducibility.md).
         self.seeds = SeedTree(config.seed)
         self._dataset = dataset  # None: loaded from config.dataset on first use
         self._splits = None
@@ -810,6 +810,26 @@ class Run:
         except (ValueError, AttributeError):  # e.g. RandomNet: no genotype
             pass
         return out
+
+    def predict(self, data, output=None, **kwargs):
+        """Predictions of this run's newest export on new samples.
+
+        A thin wrapper of `ssnas_tf.serving.predict.predict` with the run's
+        dataset and loader options.
+
+        Args:
+            data: an `.npz` file, a `.csv` file or a dataset folder.
+            output: CSV file to write the predictions to. Defaults to None.
+            **kwargs: further arguments of `ssnas_tf.serving.predict.predict`
+                (batch_size, on_bad_rows, progress).
+
+        Returns:
+            A `ssnas_tf.serving.predict.Predictions`.
+        """
+        from ssnas_tf.serving.predict import predict
+        c = self.config
+        kwargs.setdefault("dataset_options", c.dataset_options)
+        return predict(self.directory, data, dataset=c.dataset, output=output, **kwargs)
 
     def run_all(self, overwrite=False, export=True):
         """All steps; returns results.json's content.
