@@ -250,7 +250,7 @@ def _load_samples(path, info, dataset, on_bad_rows, options):
     if suffix == ".npz":
         return _read_npz(path, info, dataset)
     if suffix == ".csv":
-        return _read_csv(path, info, on_bad_rows)
+        return _read_csv(path, info, on_bad_rows, options)
     raise DataError(f"--data {path}: unsupported input; expected a .csv file, an "
                     f".npz file of named arrays, or a dataset folder")
 
@@ -300,7 +300,7 @@ def _check_npz_labels(path, labels, n, info):
     return labels
 
 
-def _read_csv(path, info, on_bad_rows):
+def _read_csv(path, info, on_bad_rows, options):
     from ssnas_tf.data.csv_files import _format_bad_rows
     served = info["inputs"]
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -316,7 +316,7 @@ def _read_csv(path, info, on_bad_rows):
                 raise DataError(
                     f"--data {path}: the model reads the input(s) {sorted(served)}; "
                     f"the columns {missing} are missing (header: {header})")
-            rows, bad = _csv_rows(reader, column, path, info)
+            rows, bad = _csv_rows(reader, column, path, info, options)
         except (csv.Error, UnicodeDecodeError) as error:
             raise DataError(f"--data {path}, line {reader.line_num}: cannot parse: "
                             f"{error}") from None
@@ -347,13 +347,16 @@ def _read_csv(path, info, on_bad_rows):
     return _Samples(ids, inputs, labels, bad)
 
 
-def _csv_rows(reader, column, path, info):
+def _csv_rows(reader, column, path, info, options):
     """Rows as dicts of the served inputs, and the bad `(line, reason)` pairs."""
-    from PIL import Image
-    from ssnas_tf.data.csv_files import _read_image
+    from ssnas_tf.data.confine import DEFAULT_MAX_PIXELS
+    from ssnas_tf.data.csv_files import _row_image
     index = {name: i for i, name in enumerate(info["label_names"])}
     label_column = "labels" if "labels" in column else "label" if "label" in column else None
     image_shape = info["inputs"].get("image", {}).get("shape")
+    image_options = {"image_root": options.get("image_root"),
+                     "image_size": tuple(image_shape[1:3]) if image_shape else None,
+                     "max_pixels": options.get("max_pixels", DEFAULT_MAX_PIXELS)}
     rows, bad = [], []
     previous_end = reader.line_num
     for fields in reader:
@@ -380,36 +383,17 @@ def _csv_rows(reader, column, path, info):
             if not row["text"].strip():
                 reasons.append("empty text")
         if "image" in info["inputs"]:
-            name = fields[column["image"]].strip()
-            image_path = path.parent / name
-            if not name:
-                reasons.append("empty image path")
-            elif not _inside(name, path.parent):
-                reasons.append(f"image path {name!r} leaves the CSV's folder "
-                               f"{path.parent} (absolute, '..' or a link outside)")
-            elif not image_path.is_file():
-                reasons.append(f"image file {image_path} not found")
+            # The CSV loader's rule: paths confined, pixel budget from the header.
+            reason, image = _row_image(fields[column["image"]].strip(), path, image_options)
+            if reason:
+                reasons.append(reason)
             else:
-                try:
-                    row["image"] = _read_image(image_path, tuple(image_shape[1:3]))
-                except (OSError, ValueError, SyntaxError,
-                        Image.DecompressionBombError) as error:
-                    reasons.append(f"cannot decode image {image_path}: {error}")
+                row["image"] = image
         if reasons:
             bad.append((number, "; ".join(reasons)))
         else:
             rows.append(row)
     return rows, bad
-
-
-def _inside(name, folder):
-    """Whether image path `name` of a CSV row stays inside the CSV's `folder`
-    (relative, no '..' or link leading out), as the CSV loader requires."""
-    if os.path.isabs(name):
-        return False
-    root = os.path.realpath(folder)
-    target = os.path.realpath(os.path.join(folder, name))
-    return os.path.commonpath([root, target]) == root
 
 
 def _check_present(inputs, info, data, dataset):
