@@ -77,7 +77,7 @@ class RunConfig:
             of the modalities, the other the rest;
             `ssnas_tf.ssl.augment.cross_modal`), so the search cannot match
             views through one modality alone. 0 gives SimCLR's views.
-            Defaults to 0.5 (chosen by mean validation rank, docs: suite).
+            Defaults to 1 (chosen on validation data: docs/modalities.md).
         projection_dim: projection head output size. Defaults to 64.
         learning_rate: weight learning rate (cosine warm restarts to
             1e-3 of it during search). Defaults to 1e-3.
@@ -154,7 +154,7 @@ class RunConfig:
     dropout: float = 0.1
     primitives: Tuple[str, ...] = PAPER_PRIMITIVES
     temperature: float = 0.2
-    search_cross_modal: float = 0.5
+    search_cross_modal: float = 1.0
     projection_dim: int = 64
     learning_rate: float = 1e-3
     arch_learning_rate: float = 3e-4
