@@ -21,14 +21,12 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ssnas_tf.errors import DataError
+
 MODALITY_KINDS = ("image", "vector", "spectrogram", "sequence", "text")
 SPLIT_NAMES = ("train", "valid", "test")
 PAD_ID = 0
 MASK_ID = 1
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, field or shape."""
 
 
 @dataclasses.dataclass

@@ -14,11 +14,9 @@ so); NT-Xent then gathers the projections of all replicas
 import json
 import os
 
+from ssnas_tf.errors import DeviceError
+
 DISTRIBUTE = ("none", "mirrored", "multi-worker")
-
-
-class DeviceError(ValueError):
-    """A distribution setting that cannot work (names the setting at fault)."""
 
 
 def _check_tf_config():

@@ -22,6 +22,8 @@ that session; rerunning the experiment retries it.
 import os
 import time
 
+from ssnas_tf.errors import ConfigError
+
 CHIEF = "chief"
 
 
@@ -32,7 +34,7 @@ def has_chief_oracle():
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
                if v not in os.environ]
     if missing:
-        raise ValueError(f"KERASTUNER_ORACLE_IP is set but {missing} not; set both "
+        raise ConfigError(f"KERASTUNER_ORACLE_IP is set but {missing} not; set both "
                          f"(KERASTUNER_TUNER_ID=chief on one machine, worker0, "
                          f"worker1, ... on the others)")
     return True

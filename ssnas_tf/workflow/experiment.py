@@ -66,13 +66,10 @@ import numpy as np
 
 from ssnas_tf.atomic import atomic_write_text
 from ssnas_tf.workflow.config import METHODS, RunConfig
+from ssnas_tf.errors import ConfigError, ExperimentError
 
 PROTOCOLS = ("exp1", "exp2")
 PAPER_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.3, 1.0)
-
-
-class ExperimentError(RuntimeError):
-    """The plan conflicts with what the experiment directory holds, or trials failed."""
 
 
 def trial_seeds(base_seed, trials):
@@ -142,17 +139,17 @@ class Experiment:
             raise ValueError(f"--protocol must be one of {PROTOCOLS}, got '{self.protocol}'")
         bad = [m for m in self.methods if m not in METHODS]
         if not self.methods or bad or len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"--methods: need distinct names from {METHODS}, "
+            raise ConfigError(f"--methods: need distinct names from {METHODS}, "
                              f"got {list(self.methods)}")
         bad = [f for f in self.fractions if not 0 < f <= 1 and not self.per_class]
         if not self.fractions or bad or len(set(self.fractions)) != len(self.fractions):
             raise ValueError(f"--fractions: need distinct values in (0, 1], "
                              f"got {list(self.fractions)}")
         if self.protocol == "exp2" and self.fractions != (1.0,):
-            raise ValueError(f"--protocol exp2 uses every label (--fractions 1.0), "
+            raise ConfigError(f"--protocol exp2 uses every label (--fractions 1.0), "
                              f"got {list(self.fractions)}")
         if self.trials < 1:
-            raise ValueError(f"--trials must be >= 1, got {self.trials}")
+            raise ConfigError(f"--trials must be >= 1, got {self.trials}")
 
     def _check_per_class(self):
         bad = [k for k in self.fractions if not (float(k).is_integer() and k >= 1)]
@@ -160,7 +157,7 @@ class Experiment:
             raise ValueError(f"--labels-per-class: need distinct whole numbers >= 1, "
                              f"got {list(self.fractions)}")
         if self.protocol == "exp2":
-            raise ValueError("--protocol exp2 uses every label: --labels-per-class "
+            raise ConfigError("--protocol exp2 uses every label: --labels-per-class "
                              "does not apply")
 
     def plan(self):

@@ -73,6 +73,7 @@ from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, BackboneCheckpoints, StepC
                                       config_differences, finished_steps)
 from ssnas_tf.workflow import devices, reproducibility
 from ssnas_tf.workflow.seeds import SeedTree
+from ssnas_tf.errors import ConfigError, RunError
 
 # Augmentations that suit a dataset better than the generic defaults.
 DATASET_AUGMENT = {
@@ -90,7 +91,6 @@ RUN_STEPS = ("backbones", "search", "pretrain", "finetune", "evaluate", "export"
 STEP_ARTIFACTS = ("results.json", "search_log.jsonl", "backbones.keras", "genotype.json",
                   "architecture.svg", "architecture.png", "encoder.keras",
                   "encoder_genotype.json", "classifier.keras", "classifier_genotype.json")
-
 
 
 def _in_precision(step):
@@ -114,10 +114,6 @@ def search_batch_size(num_samples, batch_size):
     if math.ceil(num_samples / batch_size) >= MIN_SEARCH_STEPS:
         return batch_size
     return max(min(MIN_SEARCH_BATCH, num_samples), num_samples // MIN_SEARCH_STEPS)
-
-
-class RunError(RuntimeError):
-    """A step cannot run: a missing or invalid artifact of an earlier step."""
 
 
 def _under_strategy(step):
@@ -305,7 +301,7 @@ class Run:
         fingerprint = self._recorded_fingerprint = self._fingerprint()
         maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
-            raise ValueError(
+            raise ConfigError(
                 f"--length {self.config.length}: the {maps} backbones give spatial "
                 f"maps, which are pooled to a sqrt(L) x sqrt(L) grid; use a square "
                 f"length such as 4, 9 or 16")
@@ -781,6 +777,12 @@ class Run:
         specs = {name: (ds.inputs[name].shape[1:],
                         _serving_dtype(ds.inputs[name], ds.kinds[name]))
                  for name in classifier.input}
+        if version is not None and os.path.exists(
+                os.path.join(export_root, model_name, str(version))):
+            raise RunError(
+                f"{os.path.join(export_root, model_name, str(version))}: version "
+                f"{version} of '{model_name}' already exists; versions are never "
+                f"overwritten (pass another version, or None for the next one)")
         version_dir = export_classifier(
             classifier, specs, ds.label_names, export_root, model_name, version=version,
             multilabel=self.task.multilabel, threshold=self.task.threshold,
