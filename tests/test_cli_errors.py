@@ -479,7 +479,7 @@ def test_library_errors_keep_their_old_names_and_bases():
     from ssnas_tf.serving.prune import PruneError
     from ssnas_tf.tuners.randomnet import ArchitectureError
     from ssnas_tf.workflow.checkpoint import CheckpointError
-    from ssnas_tf.workflow.devices import DeviceError
+    from ssnas_tf.devices import DeviceError
     from ssnas_tf.workflow.experiment import ExperimentError
     from ssnas_tf.workflow.lock import RunLockedError
     from ssnas_tf.workflow.run import RunError

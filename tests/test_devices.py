@@ -6,7 +6,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from ssnas_tf.workflow import devices
+from ssnas_tf import devices
 
 
 def test_unknown_name_is_refused():

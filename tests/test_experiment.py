@@ -13,9 +13,10 @@ import pytest
 
 from ssnas_tf.nas.genotypes import Genotype, StepGenotype
 from ssnas_tf.workflow.config import RunConfig
-from ssnas_tf.workflow.experiment import (Experiment, ExperimentError, TrialSpec,
-                                          run_experiment, trial_dir, trial_lock,
-                                          trial_seeds)
+from ssnas_tf.errors import ExperimentError
+from ssnas_tf.workflow.experiment import run_experiment
+from ssnas_tf.workflow.plan import Experiment, TrialSpec, trial_dir, trial_seeds
+from ssnas_tf.workflow.trials import trial_lock
 from ssnas_tf.workflow.report import choice_rows, summary_rows
 
 # Two features, two cells; cell 0 is dead (concat is cell 1 only, reading a, b).

@@ -28,7 +28,7 @@ from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.data.pipelines import to_model_inputs
 from ssnas_tf.workflow.run import Run
 from ssnas_tf.data.splits import make_splits
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.seeds import derive_seed
 
 TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune_epochs=1,
                  batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,

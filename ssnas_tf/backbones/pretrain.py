@@ -12,8 +12,8 @@ from ssnas_tf.data.pipelines import steps_per_epoch, view_pairs
 from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
-from ssnas_tf.workflow.devices import follow_scope_strategy
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.devices import follow_scope_strategy
+from ssnas_tf.seeds import derive_seed
 from ssnas_tf.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def pretrain_backbones(backbones, dataset, train_index,
         epochs: passes over the rows. Defaults to 10.
         batch_size: samples per batch (2x views). Defaults to 128.
         seed: the root of the shuffling and augmentation seeds (each modality
-            and each use gets its own, `ssnas_tf.workflow.seeds.derive_seed`).
+            and each use gets its own, `ssnas_tf.seeds.derive_seed`).
             Defaults to 0.
         temperature: NT-Xent tau. Defaults to 0.5 (SimCLR's small-batch value).
         verbose: print one line per epoch when true. Defaults to 1.

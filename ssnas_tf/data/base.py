@@ -22,11 +22,9 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from ssnas_tf.errors import DataError
+from ssnas_tf.modalities import MASK_ID, MODALITY_KINDS, PAD_ID  # noqa: F401 (re-exported)
 
-MODALITY_KINDS = ("image", "vector", "spectrogram", "sequence", "text")
 SPLIT_NAMES = ("train", "valid", "test")
-PAD_ID = 0
-MASK_ID = 1
 
 
 @dataclasses.dataclass

@@ -11,6 +11,11 @@ Decoding the ~6,900 PNGs takes a while, so the decoded images and the parsed
 metadata are cached in one .npz per (tree contents, image options); the targets
 are rebuilt from that cache on every load, so both targets share it. One
 process decodes while the others wait on a `FileLock` beside the cache file.
+
+Length: over 500 lines because the dataset has three jobs that only it needs
+(scanning and decoding the two Debian trees, their on-disk cache, and cutting
+label words out of the text so that the text never names its label); each is
+a short section below, and no other loader shares them.
 """
 
 import collections

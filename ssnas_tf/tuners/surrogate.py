@@ -31,7 +31,7 @@ from ssnas_tf.nas.model import DerivedNetwork
 from ssnas_tf.ssl.heads import classifier_head
 from ssnas_tf.tuners.search import OBJECTIVE, best_trial, score_f1  # noqa: F401
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.seeds import derive_seed
 
 PROJECT = "surrogate_tuner"
 MAX_INITIAL_POINTS = 5

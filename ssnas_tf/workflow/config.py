@@ -4,8 +4,8 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
-from ssnas_tf.workflow.devices import DISTRIBUTE
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.devices import DISTRIBUTE
+from ssnas_tf.seeds import derive_seed
 from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
 from ssnas_tf.nas.presets import PRESETS
 from ssnas_tf.precision import check_precision
@@ -114,7 +114,7 @@ class RunConfig:
             cores (faster there), else one per core
             (`reproducibility.default_intra_op_threads`).
         distribute: "none", "mirrored" (this machine's GPUs) or
-            "multi-worker" (the workers of TF_CONFIG); `workflow.devices`.
+            "multi-worker" (the workers of TF_CONFIG); `ssnas_tf.devices`.
             Defaults to "none".
         sync_batch_norm: batch statistics over all replicas in every batch
             norm of the trained models. Defaults to False.
@@ -280,7 +280,7 @@ class RunConfig:
     @property
     def effective_split_seed(self):
         """The seed of the splits: `split_seed`, or when it is None the seed
-        tree's "splits" seed below `seed` (`workflow.seeds`)."""
+        tree's "splits" seed below `seed` (`ssnas_tf.seeds`)."""
         if self.split_seed is None:
             return derive_seed(self.seed, "splits")
         return self.split_seed

@@ -22,7 +22,8 @@ that session; rerunning the experiment retries it.
 import os
 import time
 
-from ssnas_tf.errors import ConfigError
+from ssnas_tf.errors import ConfigError, ExperimentError
+from ssnas_tf.workflow.plan import trial_dir
 
 CHIEF = "chief"
 
@@ -99,7 +100,6 @@ def run_with_oracle(root, experiment, execute):
     Returns:
         {trial key: status} of the trials this worker handled; {} for the chief.
     """
-    from ssnas_tf.workflow.experiment import ExperimentError, trial_dir
     kt, PlanOracle, TrialTuner = _classes()
     specs = {spec.key: spec for spec in experiment.plan()}
     hp = kt.HyperParameters()

@@ -34,6 +34,9 @@ the BM-NAS reference, for its text MLP, which stays random). Both methods start
 from the same backbones, trained once with unimodal SimCLR on the non-test pool
 with labels unused: the analogue of the ImageNet-pretrained extractors the
 paper gives both methods.
+
+Length: over 500 lines because `Run` holds every step's reading and writing of
+the run directory; the steps' bodies are being moved into their own objects.
 """
 
 import functools
@@ -71,8 +74,9 @@ from ssnas_tf.precision import precision_scope
 from ssnas_tf.workflow.lock import RunLock
 from ssnas_tf.workflow.resume import (CHECKPOINT_DIR, BackboneCheckpoints, StepCheckpoint,
                                       config_differences, finished_steps)
-from ssnas_tf.workflow import devices, reproducibility
-from ssnas_tf.workflow.seeds import SeedTree
+from ssnas_tf import devices
+from ssnas_tf.workflow import reproducibility
+from ssnas_tf.seeds import SeedTree
 from ssnas_tf.errors import ConfigError, RunError
 
 # Augmentations that suit a dataset better than the generic defaults.
