@@ -22,7 +22,7 @@ feature vectors a Dense layer for every conv op and identity for the pools
 statistics of the training samples, as the small backbones do.
 
 Reference: Alletto et al., "RandomNet: Towards Fully Automatic Neural
-Architecture Design for Multimodal Learning" (REFERENCE.md §4).
+Architecture Design for Multimodal Learning" (`docs/fidelity.md`).
 """
 
 import json

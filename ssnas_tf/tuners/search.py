@@ -15,7 +15,7 @@ again, and a larger `trials` adds only the missing ones. With keras-tuner's
 `KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
 set, the same call runs as the chief (serving the oracle) or as a worker.
 
-Reference: Alletto et al., RandomNet (REFERENCE.md §4).
+Reference: Alletto et al., RandomNet (`docs/fidelity.md`).
 """
 
 import math

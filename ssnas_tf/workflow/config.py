@@ -71,7 +71,7 @@ class RunConfig:
             local weights file, or "random" (random frozen VGG19 features, for
             tests). Defaults to None (for "small", which takes none).
         channels, length, num_cells, num_steps, multiplier, node_multiplier,
-            dropout, primitives: the search space (REFERENCE.md §2).
+            dropout, primitives: the search space (`docs/fidelity.md`).
         temperature: NT-Xent tau. Defaults to 0.2.
         projection_dim: projection head output size. Defaults to 64.
         learning_rate: weight learning rate (cosine warm restarts to
