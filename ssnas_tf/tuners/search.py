@@ -24,7 +24,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from ssnas_tf.data.pipelines import labeled_batches, to_model_inputs
+from ssnas_tf.data.pipelines import labeled_batches, model_inputs
 from ssnas_tf.tasks import Task
 from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
@@ -35,9 +35,15 @@ PROJECT = "randomnet_tuner"
 
 
 def score_f1(model, x, y, task):
-    """Weighted F1 of `model`'s predictions (inference mode)."""
+    """Weighted F1 of `model`'s predictions (inference mode).
+
+    `x`: model inputs, arrays or (to stream them) a batched `tf.data.Dataset`
+    such as `ssnas_tf.data.pipelines.model_inputs(dataset, index)`.
+    """
+    import tensorflow as tf
+    batching = {} if isinstance(x, tf.data.Dataset) else {"batch_size": 256}
     return float(task.weighted_f1(y, task.probabilities(
-        model.predict(x, batch_size=256, verbose=0))))
+        model.predict(x, verbose=0, **batching))))
 
 
 def model_inputs_info(dataset, train_index):
@@ -49,16 +55,36 @@ def model_inputs_info(dataset, train_index):
         shapes[name] = tuple(array.shape[1:])
         kind = dataset.kinds[name]
         if kind == "vector":
-            rows = np.asarray(array[train_index], dtype=np.float64)
-            stats[name] = (rows.mean(axis=0).astype("float32"),
-                           np.maximum(rows.var(axis=0), 1e-12).astype("float32"))
+            mean, var = _streamed_moments(array, train_index)
+            stats[name] = (mean.astype("float32"), np.maximum(var, 1e-12).astype("float32"))
         elif kind == "sequence":
             vocabulary = dataset.extras.get("vocabulary")
+            largest = max(int(np.max(array[start:start + _CHUNK]))
+                          for start in range(0, len(array), _CHUNK))
             vocab[name] = max(len(vocabulary) if vocabulary is not None else 0,
-                              int(array.max()) + 1)
+                              largest + 1)
         elif kind == "text":
             vocab[name] = text_vocabulary(array, train_index)
     return shapes, stats, vocab
+
+
+_CHUNK = 256  # rows read at a time (the data may be on disk)
+
+
+def _streamed_moments(array, index):
+    """Per-column mean and (population) variance of `array[index]`, read
+    `_CHUNK` rows at a time and merged with Chan et al.'s pairwise update."""
+    count, mean, m2 = 0, 0.0, 0.0
+    for start in range(0, len(index), _CHUNK):
+        rows = np.asarray(array[index[start:start + _CHUNK]], dtype=np.float64)
+        n, chunk_mean = len(rows), rows.mean(axis=0)
+        chunk_m2 = ((rows - chunk_mean) ** 2).sum(axis=0)
+        delta = chunk_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + chunk_m2 + delta ** 2 * count * n / total
+        count = total
+    return np.asarray(mean), np.asarray(m2 / count)
 
 
 def text_vocabulary(texts, train_index):
@@ -164,8 +190,8 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
     train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
                             repeat=True)
     steps = trial_steps(len(train_index), batch_size, trial_fraction)
-    x = to_model_inputs({k: v[valid_index] for k, v in dataset.inputs.items()},
-                        dataset.kinds)
+    # Validation inputs stream a batch at a time, like the main path's.
+    x = model_inputs(dataset, valid_index)
     tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0,
                  callbacks=list(callbacks or []))
     return tuner

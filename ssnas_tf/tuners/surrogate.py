@@ -127,10 +127,13 @@ class SurrogateHyperModel(keras_tuner.HyperModel):
 
 
 def backbone_features(backbones, dataset, index):
-    """The frozen backbones' features of the samples at `index` (inference mode)."""
-    from ssnas_tf.data.pipelines import to_model_inputs
-    x = to_model_inputs({k: v[index] for k, v in dataset.inputs.items()}, dataset.kinds)
-    out = backbones.predict(x, batch_size=256, verbose=0)
+    """The frozen backbones' features of the samples at `index` (inference mode).
+
+    The inputs stream a batch at a time (`model_inputs`); only the features,
+    which the surrogate search trains on, are held in memory.
+    """
+    from ssnas_tf.data.pipelines import model_inputs
+    out = backbones.predict(model_inputs(dataset, index), verbose=0)
     return {name: np.asarray(out[name]) for name in backbones.output}
 
 

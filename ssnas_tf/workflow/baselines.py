@@ -20,7 +20,7 @@ import time
 import keras
 
 from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
-from ssnas_tf.data.pipelines import labeled_batches, steps_per_epoch, to_model_inputs
+from ssnas_tf.data.pipelines import labeled_batches, model_inputs, steps_per_epoch
 from ssnas_tf.nas.presets import preset_genotype
 from ssnas_tf.workflow.run import Run, RunError, _log, _summary
 
@@ -248,8 +248,8 @@ class RandomNetRun(_TunerRun):
         c, ds, s = self.config, self.dataset, self.splits
         start = time.perf_counter()
         classifier = self._load("classifier.keras", "finetune")
-        x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
-        probs = self.task.probabilities(classifier.predict(x, batch_size=256, verbose=0))
+        probs = self.task.probabilities(
+            classifier.predict(model_inputs(ds, s.test), verbose=0))
         metrics = self.task.metrics(ds.labels[s.test], probs)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
         return self._record(dataset=c.dataset, method=c.method,
