@@ -183,6 +183,15 @@ def follow_scope_strategy(model):
     return model
 
 
+def strategy_record(strategy, distribute, sync_batch_norm):
+    """What results.json records about the devices a step ran on."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    workers = (resolver.cluster_spec().num_tasks("worker") or 1
+               if resolver is not None and resolver.cluster_spec().as_dict() else 1)
+    return {"strategy": distribute, "replicas": strategy.num_replicas_in_sync,
+            "workers": workers, "sync_batch_norm": sync_batch_norm}
+
+
 def synchronize_batch_norm(model):
     """Makes every BatchNormalization layer in `model` compute its batch
     statistics over all replicas (Keras's `synchronized=True`); returns the
@@ -197,4 +206,4 @@ def synchronize_batch_norm(model):
 
 
 __all__ = ["DISTRIBUTE", "DeviceError", "make_strategy", "follow_scope_strategy",
-           "synchronize_batch_norm"]
+           "strategy_record", "synchronize_batch_norm"]

@@ -532,5 +532,6 @@ def test_export_provenance_of_a_classifier_without_a_genotype(tiny_run):
     the run's settings and no genotype."""
     directory, _ = tiny_run
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    assert Run(directory)._provenance(plain) == {
+    run = Run(directory)
+    assert run.step("export").provenance(run, plain) == {
         "dataset": "mfeat", "method": "ssl", "label_fraction": 0.1, "seed": 0}
