@@ -404,7 +404,7 @@ class Finetune(Step):
                 f"{path} not found: fine-tuning a randomly initialised fusion network "
                 f"(run `ssnas pretrain` first for the method's pretrained encoder); "
                 f"results.json records encoder_origin 'random'", RuntimeWarning,
-                stacklevel=3)
+                stacklevel=5)
         return run.build_encoder(genotype, run._frozen_backbones()), "random"
 
 
