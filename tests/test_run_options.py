@@ -85,3 +85,10 @@ def test_arch_order_flag_reaches_the_config():
         RunConfig(arch_order=3)
     with pytest.raises(ValueError, match="arch_order 2 needs precision"):
         RunConfig(arch_order=2, precision="mixed_float16")
+
+
+def test_bad_augment_overrides_are_a_config_error(tmp_path):
+    from ssnas_tf.errors import ConfigError
+    run = Run(str(tmp_path), RunConfig(augment_overrides={"pix": {"crop_scale": (2.0, 3.0)}}))
+    with pytest.raises(ConfigError, match="augment_overrides: .*crop_scale"):
+        run.augment_config

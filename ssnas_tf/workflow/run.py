@@ -207,7 +207,13 @@ class Run:
     def augment_config(self):
         overrides = dict(DATASET_AUGMENT.get(self.config.dataset, {}))
         overrides.update(self.config.augment_overrides or {})
-        return AugmentConfig(overrides=overrides)
+        try:  # checked now, not when a step first builds a pipeline
+            config = AugmentConfig(overrides=overrides)
+            for name, kind in self.dataset.kinds.items():
+                config.settings_for(name, kind)
+            return config
+        except (ValueError, TypeError) as err:  # the ssl layer's own check
+            raise ConfigError(f"augment_overrides: {err}") from None
 
     def lock(self):
         """Context manager: this process is the only writer of the directory.
