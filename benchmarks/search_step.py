@@ -31,7 +31,7 @@ import sys
 import time
 
 PRESETS = {
-    # REFERENCE.md §2, MM-IMDB: 4 VGG19 maps + 2 Maxout MLP taps, 23 genres.
+    # `docs/fidelity.md` (search space), MM-IMDB: 4 VGG19 maps + 2 Maxout MLP taps, 23 genres.
     "mmimdb": dict(
         features={"Image_1": (32, 20, 512), "Image_2": (32, 20, 512),
                   "Image_3": (16, 10, 512), "Image_4": (8, 5, 512),

@@ -25,6 +25,9 @@ import argparse
 import json
 import os
 import sys
+import traceback
+
+from ssnas_tf.errors import ConfigError
 
 STEPS = ("search", "pretrain", "finetune", "evaluate", "export")
 
@@ -177,7 +180,7 @@ def _config_from_args(args):
     for item in args.dataset_option:
         key, sep, value = item.partition("=")
         if not sep:
-            raise ValueError(f"--dataset-option expects KEY=JSON, got '{item}'")
+            raise ConfigError(f"--dataset-option expects KEY=JSON, got '{item}'")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -353,7 +356,7 @@ def _experiment_from_args(args):
     from ssnas_tf.workflow.experiment import PAPER_FRACTIONS, Experiment
     per_class = args.experiment_per_class is not None
     if per_class and args.fractions is not None:
-        raise ValueError("--fractions and --labels-per-class are alternatives: "
+        raise ConfigError("--fractions and --labels-per-class are alternatives: "
                          "pass one of them")
     flag, values = (("--labels-per-class", args.experiment_per_class) if per_class
                     else ("--fractions", args.fractions))
@@ -363,7 +366,7 @@ def _experiment_from_args(args):
         try:
             budgets = tuple(float(f) for f in values.split(",") if f)
         except ValueError:
-            raise ValueError(f"{flag} expects comma-separated numbers, "
+            raise ConfigError(f"{flag} expects comma-separated numbers, "
                              f"got '{values}'") from None
     return Experiment(_config_from_args(args),
                       tuple(m for m in args.methods.split(",") if m),
@@ -399,24 +402,17 @@ def main(argv=None):
     if not args.command:
         parser.print_help()
         return 2
-    from ssnas_tf.data import DataError
-    from ssnas_tf.nas.genotypes import GenotypeError
+    from ssnas_tf.errors import INTERNAL_ERROR, USER_ERROR, SsnasError
+    from ssnas_tf.serving.export import ExportError
     from ssnas_tf.workflow.baselines import open_run
-    from ssnas_tf.workflow.checkpoint import CheckpointError
-    from ssnas_tf.workflow.lock import RunLockedError
-    from ssnas_tf.workflow.run import RunError
     try:
         if args.command == "experiment":
-            from ssnas_tf.workflow.experiment import (ExperimentError, report_experiment,
-                                                      run_experiment)
-            try:
-                if args.report_only:
-                    report_experiment(_experiment_from_args(args), args.output)
-                else:
-                    run_experiment(_experiment_from_args(args), args.output,
-                                   jobs=args.jobs, overwrite=args.overwrite)
-            except ExperimentError as err:
-                raise RunError(str(err)) from None
+            from ssnas_tf.workflow.experiment import report_experiment, run_experiment
+            if args.report_only:
+                report_experiment(_experiment_from_args(args), args.output)
+            else:
+                run_experiment(_experiment_from_args(args), args.output,
+                               jobs=args.jobs, overwrite=args.overwrite)
         elif args.command in ("run", "search"):
             config = _config_from_args(args)
             output = args.output or _default_output(config)
@@ -444,11 +440,16 @@ def main(argv=None):
                     run.export(args.export_root, args.model_name, args.model_version)
                 else:
                     run.evaluate()
-    except (DataError, GenotypeError, RunError, RunLockedError, CheckpointError,
-            ValueError, FileNotFoundError, FileExistsError, PermissionError) as err:
-        # Messages name the file or setting at fault; a traceback adds nothing.
+    except (SsnasError, ExportError) as err:
+        # The library's own errors name the file or setting at fault: a
+        # traceback adds nothing. (`ExportError` is serving.export's own.)
         print(f"ssnas {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return USER_ERROR
+    except Exception:  # a bug: keep its traceback, exit with another code
+        traceback.print_exc()
+        print(f"ssnas {args.command}: internal error (a bug in ssnas_tf or a "
+              f"library it uses; the traceback above shows where)", file=sys.stderr)
+        return INTERNAL_ERROR
     return 0
 
 

@@ -9,13 +9,15 @@ float16 both optimizers of the search are loss-scaled.
 
 import contextlib
 
+from ssnas_tf.errors import ConfigError
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def check_precision(name, field="precision"):
     """Raises ValueError naming `field` unless `name` is one of `PRECISIONS`."""
     if name not in PRECISIONS:
-        raise ValueError(f"{field} must be one of {PRECISIONS}, got '{name}'")
+        raise ConfigError(f"{field} must be one of {PRECISIONS}, got '{name}'")
 
 
 @contextlib.contextmanager

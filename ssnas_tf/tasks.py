@@ -22,6 +22,7 @@ Example:
 import numpy as np
 
 from ssnas_tf.metrics import DEFAULT_MULTILABEL_THRESHOLD, accuracy, weighted_f1
+from ssnas_tf.errors import ConfigError
 
 
 class Task:
@@ -38,7 +39,7 @@ class Task:
     def __init__(self, num_classes, multilabel=False,
                  threshold=DEFAULT_MULTILABEL_THRESHOLD):
         if not 0 < threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+            raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
         self.num_classes = int(num_classes)
         self.multilabel = bool(multilabel)
         self.threshold = float(threshold)

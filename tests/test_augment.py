@@ -7,7 +7,7 @@ import tensorflow as tf
 from ssnas_tf.ssl import augment
 from ssnas_tf.ssl.augment import (AugmentConfig, ImageAugment, SequenceAugment,
                               SpectrogramAugment, TextAugment, VectorAugment)
-from ssnas_tf.data.base import MASK_ID, PAD_ID
+from ssnas_tf.modalities import MASK_ID, PAD_ID
 
 KINDS = {"digits": "image", "photo": "image", "features": "vector",
          "audio": "spectrogram", "tokens": "sequence", "plot": "text"}

@@ -449,3 +449,42 @@ def test_export_onto_an_existing_version(run_copy, capsys):
     fails(["export", "--output", run_copy, "--model-version", "1"], capsys,
           version_dir, "already exists")
     assert snapshot(run_copy) == before
+
+
+# -- a bug is not a user error ------------------------------------------------
+
+@pytest.mark.parametrize("error", [ValueError("internal shape mismatch"),
+                                   KeyError("weights"), FileNotFoundError("tmp.bin")])
+def test_internal_error_in_a_step_keeps_its_traceback(error, run_copy, monkeypatch, capsys):
+    """An exception that is not the library's own (here raised inside
+    `Run.evaluate`) is a bug: traceback kept, exit code 70, not 2."""
+    from ssnas_tf.errors import INTERNAL_ERROR, USER_ERROR
+    from ssnas_tf.workflow.run import Run
+
+    def broken(self):
+        raise error
+    monkeypatch.setattr(Run, "evaluate", broken)
+    code = exit_code(["evaluate", "--output", run_copy])
+    err = capsys.readouterr().err
+    assert code == INTERNAL_ERROR != USER_ERROR, err
+    assert "Traceback (most recent call last)" in err and "in broken" in err, err
+    assert type(error).__name__ in err and "internal error" in err
+    assert "ssnas evaluate: error:" not in err
+
+
+def test_library_errors_keep_their_old_names_and_bases():
+    from ssnas_tf import errors
+    from ssnas_tf.data import DataError
+    from ssnas_tf.nas.genotypes import GenotypeError
+    from ssnas_tf.serving.prune import PruneError
+    from ssnas_tf.tuners.randomnet import ArchitectureError
+    from ssnas_tf.workflow.checkpoint import CheckpointError
+    from ssnas_tf.devices import DeviceError
+    from ssnas_tf.workflow.experiment import ExperimentError
+    from ssnas_tf.workflow.lock import RunLockedError
+    from ssnas_tf.workflow.run import RunError
+    for cls in (DataError, GenotypeError, PruneError, ArchitectureError, DeviceError,
+                errors.ConfigError):
+        assert issubclass(cls, errors.SsnasError) and issubclass(cls, ValueError)
+    for cls in (RunError, RunLockedError, CheckpointError, ExperimentError):
+        assert issubclass(cls, errors.SsnasError) and issubclass(cls, RuntimeError)

@@ -13,9 +13,10 @@ import pytest
 
 from ssnas_tf.nas.genotypes import Genotype, StepGenotype
 from ssnas_tf.workflow.config import RunConfig
-from ssnas_tf.workflow.experiment import (Experiment, ExperimentError, TrialSpec,
-                                          run_experiment, trial_dir, trial_lock,
-                                          trial_seeds)
+from ssnas_tf.errors import ExperimentError
+from ssnas_tf.workflow.experiment import run_experiment
+from ssnas_tf.workflow.plan import Experiment, TrialSpec, trial_dir, trial_seeds
+from ssnas_tf.workflow.trials import trial_lock
 from ssnas_tf.workflow.report import choice_rows, summary_rows
 
 # Two features, two cells; cell 0 is dead (concat is cell 1 only, reading a, b).
@@ -421,3 +422,42 @@ def test_report_only_reports_finished_trials_and_runs_nothing(tmp_path, capsys):
     assert main(["experiment", "--output", str(tmp_path / "none"), "--report-only"]) == 2
     assert "experiment.json not found" in capsys.readouterr().err
     assert not os.path.exists(os.path.join(root, "results.csv"))
+
+
+def test_oracle_scores_a_trial_held_elsewhere_by_its_results(tmp_path, monkeypatch):
+    """A trial another process holds is waited for and scored by the
+    results.json that process wrote, not by a made-up 0.0."""
+    from ssnas_tf.workflow import distributed
+    monkeypatch.setattr(distributed, "LOCKED_POLL_SECONDS", 0.01)
+    for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        monkeypatch.delenv(name, raising=False)
+    root = str(tmp_path / "exp")
+    exp = experiment(trials=1, fractions=(1.0,))
+    held = "ssl/r1/t0"
+    calls = []
+
+    def execute(spec):
+        calls.append(spec.key)
+        directory = trial_dir(root, spec)
+        os.makedirs(directory, exist_ok=True)
+        if spec.key == held and calls.count(held) < 3:
+            if calls.count(held) == 2:  # the other process finishes meanwhile
+                with open(os.path.join(directory, "results.json"), "w") as f:
+                    json.dump({"weighted_f1": 0.625}, f)
+            return "locked"
+        if spec.key == held:
+            return "skipped"
+        with open(os.path.join(directory, "results.json"), "w") as f:
+            json.dump({"weighted_f1": 0.5}, f)
+        return "ran"
+
+    statuses = distributed.run_with_oracle(root, exp, execute)
+    assert statuses == {held: "skipped", "supervised/r1/t0": "ran"}
+    scores = {}
+    for name in os.listdir(os.path.join(root, ".tuner")):
+        path = os.path.join(root, ".tuner", name, "trial.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                trial = json.load(f)
+            scores[trial["hyperparameters"]["values"]["trial"]] = trial["score"]
+    assert scores == {held: 0.625, "supervised/r1/t0": 0.5}

@@ -29,7 +29,7 @@ from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.data.pipelines import to_model_inputs
 from ssnas_tf.workflow.run import Run
 from ssnas_tf.data.splits import make_splits
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.seeds import derive_seed
 
 TINY = RunConfig(backbone_epochs=1, search_epochs=1, pretrain_epochs=1, finetune_epochs=1,
                  batch_size=64, finetune_batch_size=32, backbone_width=8, channels=8,
@@ -545,5 +545,6 @@ def test_export_provenance_of_a_classifier_without_a_genotype(tiny_run):
     the run's settings and no genotype."""
     directory, _ = tiny_run
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
-    assert Run(directory)._provenance(plain) == {
+    run = Run(directory)
+    assert run.step("export").provenance(run, plain) == {
         "dataset": "mfeat", "method": "ssl", "label_fraction": 0.1, "seed": 0}

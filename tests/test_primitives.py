@@ -15,7 +15,7 @@ EPS = 1e-5  # LayerNorm / BatchNorm epsilon of the reference code
 # Dense (kernel, bias) + BatchNorm (gamma, beta).
 TRAINABLE_WEIGHTS = {"zero": 0, "sum": 0, "attention": 2, "linear_glu": 4,
                      "concat_fc": 4}
-# REFERENCE.md §2, at the MM-IMDB setting C = 192, L = 16.
+# `docs/fidelity.md` (search space), at the MM-IMDB setting C = 192, L = 16.
 PARAMS_192_16 = {"zero": 0, "sum": 0, "attention": 6_144, "linear_glu": 148_608,
                  "concat_fc": 74_304}
 

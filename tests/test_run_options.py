@@ -59,18 +59,23 @@ def test_precision_flag_reaches_the_config():
 
 
 def test_training_steps_run_under_the_configured_policy(tmp_path):
-    from ssnas_tf.workflow import run as run_module
+    from ssnas_tf.workflow import steps
     seen = []
 
-    @run_module._in_precision
-    def step(self):
-        seen.append(keras.mixed_precision.global_policy().name)
+    class Probe(steps.Step):
+        name, in_precision = "search", True
 
-    step(Run(str(tmp_path), RunConfig(precision="mixed_bfloat16")))
+        def __call__(self, run):
+            seen.append(keras.mixed_precision.global_policy().name)
+
+    class ProbeRun(Run):
+        STEPS = {**Run.STEPS, "search": Probe}
+
+    ProbeRun(str(tmp_path), RunConfig(precision="mixed_bfloat16")).search()
     assert seen == ["mixed_bfloat16"]
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
-    for name in ("train_backbones", "search", "pretrain", "finetune"):
-        assert getattr(Run, name).__wrapped__  # each training step is wrapped
+    for name in ("backbones", "search", "pretrain", "finetune"):
+        assert Run.STEPS[name].in_precision  # each training step asks for it
 
 
 def test_arch_order_flag_reaches_the_config():
@@ -80,3 +85,10 @@ def test_arch_order_flag_reaches_the_config():
         RunConfig(arch_order=3)
     with pytest.raises(ValueError, match="arch_order 2 needs precision"):
         RunConfig(arch_order=2, precision="mixed_float16")
+
+
+def test_bad_augment_overrides_are_a_config_error(tmp_path):
+    from ssnas_tf.errors import ConfigError
+    run = Run(str(tmp_path), RunConfig(augment_overrides={"pix": {"crop_scale": (2.0, 3.0)}}))
+    with pytest.raises(ConfigError, match="augment_overrides: .*crop_scale"):
+        run.augment_config

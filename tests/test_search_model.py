@@ -20,7 +20,8 @@ NUM_CLASSES = 3
 
 
 def _nt_xent_numpy(z1, z2, tau):
-    """REFERENCE.md §1, literally: views interleaved as z_{2k-1}, z_{2k}."""
+    """`docs/fidelity.md` (the method), literally: views interleaved as
+    z_{2k-1}, z_{2k}."""
     n = len(z1)
     z = np.empty((2 * n, z1.shape[1]), np.float64)
     z[0::2], z[1::2] = z1, z2  # 0-based: z[2k] = view 1 of sample k, z[2k+1] = view 2

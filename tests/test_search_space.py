@@ -287,7 +287,8 @@ MMIMDB_SHAPES = {"Image_1": (32, 20, 512), "Image_2": (32, 20, 512),
 
 
 def test_mmimdb_parameter_counts_match_reference(count_params):
-    """REFERENCE.md §2: the BM-NAS reference's counts at the MM-IMDB setting."""
+    """`docs/fidelity.md` (search space): the BM-NAS reference's counts at the
+    MM-IMDB setting."""
     net = SearchNetwork(list(MMIMDB_SHAPES), num_cells=2, num_steps=1, multiplier=2,
                         node_multiplier=1, channels=192, length=16, dropout=0.1,
                         primitives=REFERENCE_PRIMITIVES)

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from ssnas_tf.workflow.seeds import SeedTree, derive_seed
+from ssnas_tf.seeds import SeedTree, derive_seed
 
 STEP_SEEDS = [("splits",), ("backbones", "init"), ("backbones", "data"),
               ("search", "init"), ("search", "train_data"), ("search", "valid_data"),

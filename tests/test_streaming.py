@@ -159,3 +159,42 @@ def test_rows_spilled_to_disk_while_preparing_keep_their_order(tmp_path, monkeyp
     assert shuffle.MAX_MEM_BUFFER_SIZE == before
     # Spread over the buckets in row order (not all in bucket 0, read whole).
     assert buckets == sorted(buckets) and len(set(buckets)) > 200
+
+
+def _large_vectors(n=600):
+    """A vector dataset larger than one scoring batch (256), rows counted."""
+    rng = np.random.default_rng(1)
+    labels = np.arange(n) % 2
+    rows = CountingRows((rng.normal(size=(n, 3)) + labels[:, None]).astype(np.float32))
+    return rows, MultimodalDataset("big", {"vec": rows}, {"vec": "vector"},
+                                   labels=labels, label_names=("a", "b"))
+
+
+def test_surrogate_features_stream_their_inputs():
+    import keras
+    from ssnas_tf.tuners.surrogate import backbone_features
+    rows, ds = _large_vectors()
+    inp = keras.Input((3,), name="vec")
+    backbones = keras.Model({"vec": inp}, {"vec": keras.layers.Dense(2)(inp)})
+    features = backbone_features(backbones, ds, np.arange(0, 600, 2))
+    assert features["vec"].shape == (300, 2)
+    assert rows.reads and max(rows.reads) <= 256  # never the 300 rows at once
+
+
+def test_randomnet_search_streams_its_validation_inputs(tmp_path):
+    from ssnas_tf.tuners.search import randomnet_search
+    rows, ds = _large_vectors()
+    randomnet_search(ds, np.arange(0, 600, 2), np.arange(1, 600, 2), str(tmp_path),
+                     trials=1, batch_size=16, trial_fraction=0.1)
+    # Training batches of 16, statistics and scoring batches of at most 256,
+    # never a whole split of 300.
+    assert rows.reads and max(rows.reads) <= 256
+
+
+def test_streamed_vector_statistics_match_numpy():
+    from ssnas_tf.tuners.search import model_inputs_info
+    rows, ds = _large_vectors()
+    index = np.arange(0, 600, 2)
+    _, stats, _ = model_inputs_info(ds, index)
+    np.testing.assert_allclose(stats["vec"][0], rows.array[index].mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(stats["vec"][1], rows.array[index].var(axis=0), rtol=1e-5)

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from ssnas_tf.data.base import MASK_ID, PAD_ID
+from ssnas_tf.modalities import MASK_ID, PAD_ID
 from ssnas_tf.ssl import augment as augment_lib
 
 # PyTorch's BatchNorm defaults (momentum 0.1 there = 0.9 here): Keras's 0.99

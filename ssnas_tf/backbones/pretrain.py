@@ -12,8 +12,9 @@ from ssnas_tf.data.pipelines import steps_per_epoch, view_pairs
 from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
-from ssnas_tf.workflow.devices import follow_scope_strategy
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.devices import follow_scope_strategy
+from ssnas_tf.seeds import derive_seed
+from ssnas_tf.errors import ConfigError, DataError
 
 # ---------------------------------------------------------------------------
 # Unimodal contrastive pretraining.
@@ -33,7 +34,7 @@ def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size
                   checkpoints=None):
     n = len(index)
     if n < 2:
-        raise ValueError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
+        raise DataError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
 
     def batches(start_epoch):
@@ -119,7 +120,7 @@ def pretrain_backbones(backbones, dataset, train_index,
         epochs: passes over the rows. Defaults to 10.
         batch_size: samples per batch (2x views). Defaults to 128.
         seed: the root of the shuffling and augmentation seeds (each modality
-            and each use gets its own, `ssnas_tf.workflow.seeds.derive_seed`).
+            and each use gets its own, `ssnas_tf.seeds.derive_seed`).
             Defaults to 0.
         temperature: NT-Xent tau. Defaults to 0.5 (SimCLR's small-batch value).
         verbose: print one line per epoch when true. Defaults to 1.
@@ -177,15 +178,15 @@ def pretrain_backbones(backbones, dataset, train_index,
 
 
 def _checked_request(backbones, dataset, modalities, epochs, batch_size):
-    """(modality -> backbone, modalities to pretrain); ValueError on a bad request."""
+    """(modality -> backbone, modalities to pretrain); ConfigError on a bad request."""
     models = (dict(backbones) if isinstance(backbones, Mapping)
               else backbones_by_modality(backbones))
     modalities = list(models if modalities is None else modalities)
     unknown = [m for m in modalities if m not in models or m not in dataset.inputs]
     if unknown:
-        raise ValueError(f"cannot pretrain {unknown}: backbones exist for "
+        raise ConfigError(f"cannot pretrain {unknown}: backbones exist for "
                          f"{list(models)}, the dataset has {list(dataset.modalities)}")
     if epochs < 1 or batch_size < 2:
-        raise ValueError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, "
+        raise ConfigError(f"need epochs >= 1 and batch_size >= 2, got {epochs}, "
                          f"{batch_size}")
     return models, modalities

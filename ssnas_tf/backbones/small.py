@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import layers
 
 from ssnas_tf.backbones.layers import BATCH_NORM, MaskedTokenMean, standardize_text
-from ssnas_tf.data.base import MASK_ID, MODALITY_KINDS
+from ssnas_tf.modalities import MASK_ID, MODALITY_KINDS
 
 
 

@@ -21,14 +21,10 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-MODALITY_KINDS = ("image", "vector", "spectrogram", "sequence", "text")
+from ssnas_tf.errors import DataError
+from ssnas_tf.modalities import MASK_ID, MODALITY_KINDS, PAD_ID  # noqa: F401 (re-exported)
+
 SPLIT_NAMES = ("train", "valid", "test")
-PAD_ID = 0
-MASK_ID = 1
-
-
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file, field or shape."""
 
 
 @dataclasses.dataclass

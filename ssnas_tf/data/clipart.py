@@ -9,7 +9,13 @@ word is cut out of the text: the text input never names its label.
 
 Decoding the ~6,900 PNGs takes a while, so the decoded images and the parsed
 metadata are cached in one .npz per (tree contents, image options); the targets
-are rebuilt from that cache on every load, so both targets share it.
+are rebuilt from that cache on every load, so both targets share it. One
+process decodes while the others wait on a `FileLock` beside the cache file.
+
+Length: over 500 lines because the dataset has three jobs that only it needs
+(scanning and decoding the two Debian trees, their on-disk cache, and cutting
+label words out of the text so that the text never names its label); each is
+a short section below, and no other loader shares them.
 """
 
 import collections
@@ -25,6 +31,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from ssnas_tf.data.base import DataError, MultimodalDataset
+from ssnas_tf.filelock import FileLock
 
 DEFAULT_ROOT = "/usr/share/openclipart"
 INSTALL_COMMAND = "apt-get install -y openclipart-png openclipart-svg"
@@ -161,20 +168,36 @@ def _cached_items(root, image_size, keep_aspect, max_file_bytes, max_pixels,
         json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     cache_dir = os.path.expanduser(cache_dir or DEFAULT_CACHE_DIR)
     cache_path = os.path.join(cache_dir, f"clipart_{digest}.npz")
-    if use_cache and os.path.isfile(cache_path):
-        try:
-            with np.load(cache_path, allow_pickle=False) as cached:
-                items = json.loads(str(cached["meta"]))
-                items["images"] = cached["images"]
-            return items, f"cache {cache_path}"
-        except (OSError, ValueError, KeyError) as error:
-            if verbose:
-                print(f"clipart: ignoring unreadable cache {cache_path}: {error}")
-    items = _scan(root, image_size, keep_aspect, max_file_bytes, max_pixels,
-                  verbose)
-    if use_cache:
-        _write_cache(cache_path, items)
-    return items, f"decoded from {root}"
+    if not use_cache:
+        return _scan(root, image_size, keep_aspect, max_file_bytes, max_pixels,
+                     verbose), f"decoded from {root}"
+    items = _read_cache(cache_path, verbose)
+    if items is None:
+        # One process decodes, the others wait for it and read its cache.
+        os.makedirs(cache_dir, exist_ok=True)
+        with FileLock(cache_path + ".lock"):
+            items = _read_cache(cache_path, verbose)
+            if items is None:
+                items = _scan(root, image_size, keep_aspect, max_file_bytes,
+                              max_pixels, verbose)
+                _write_cache(cache_path, items)
+                return items, f"decoded from {root}"
+    return items, f"cache {cache_path}"
+
+
+def _read_cache(cache_path, verbose):
+    """The cached items, or None when the cache is absent or unreadable."""
+    if not os.path.isfile(cache_path):
+        return None
+    try:
+        with np.load(cache_path, allow_pickle=False) as cached:
+            items = json.loads(str(cached["meta"]))
+            items["images"] = cached["images"]
+        return items
+    except (OSError, ValueError, KeyError) as error:
+        if verbose:
+            print(f"clipart: ignoring unreadable cache {cache_path}: {error}")
+        return None
 
 
 def _fingerprint(root):

@@ -8,6 +8,10 @@ those of /work/shared/DATA.md and of the authors' `make_dataset.py`.
 Reference:
     Arevalo, Solorio, Montes-y-Gomez, Gonzalez. "Gated Multimodal Units for
     Information Fusion", ICLR workshop 2017.
+
+Length: over 500 lines because it reads both published layouts (the Fuel HDF5
+file and the raw archive) into one dataset; the two readers share the genre
+list, the vocabulary and the poster conversion defined here.
 """
 
 import json

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssnas_tf.ssl.augment import AugmentConfig, augment_batch, make_view_pair_fn
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.seeds import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 _NO_AUGMENT = AugmentConfig.none()
@@ -127,7 +127,7 @@ def view_pairs(dataset, index, batch_size, augment_config, seed, start_epoch=0,
         batch_size: samples per batch (capped at `len(index)`).
         augment_config: an `AugmentConfig`.
         seed: the order and the augmentation get independent seeds derived
-            from it (`workflow.seeds.derive_seed`).
+            from it (`ssnas_tf.seeds.derive_seed`).
         start_epoch: the first epoch to yield. Defaults to 0.
         max_steps: cap on the batches per epoch. Defaults to None (no cap).
         deterministic: False lets parallel maps emit batches out of order

@@ -12,6 +12,12 @@ the source file and the conversion. TFDS writes into an `incomplete.*` folder
 and renames it when done, so an interrupted preparation is redone, never
 half-used; it shows progress bars, and we print a line per few seconds.
 
+Processes share the cache: the one that prepares holds a `FileLock` on
+`<folder>.lock` beside it, the others wait for it and then read the finished
+copy. The kernel drops the lock of a killed process, so the next one takes it
+over, removes the killed one's `incomplete.*` folders and prepares again; a
+complete copy that already exists is used as it is.
+
 `RowFile` is the array-like view of it that `MultimodalDataset.inputs` holds
 (`tfds.builder_from_directory(...).as_data_source()`): indexing reads only the
 rows asked for. The prepared folder is a plain TFDS dataset:
@@ -23,11 +29,14 @@ with `as_dataset`).
 import hashlib
 import json
 import os
+import shutil
 import sys
 import threading
 import time
 
 import numpy as np
+
+from ssnas_tf.filelock import FileLock
 
 PREPARED_DIR = ".ssnas_prepared"
 FORMAT_VERSION = 2  # 1: chunked HDF5
@@ -132,33 +141,55 @@ def prepare_rows(path, num_rows, row_shape, dtype, read_chunk, chunk_size=256,
     Returns:
         A `RowFile` over the prepared rows.
     """
-    if not os.path.exists(os.path.join(_version_dir(path), _DIGEST_FILE)):
-        import tensorflow_datasets as tfds
-        start_time = last = time.perf_counter()
-
-        def progress(done):
-            nonlocal last
-            if verbose and (time.perf_counter() - last > 5 or done == num_rows):
-                last = time.perf_counter()
-                print(f"[ssnas] preparing {label}: {done}/{num_rows} rows "
-                      f"({last - start_time:.0f} s) -> {path}", file=sys.stderr, flush=True)
-        if verbose:
-            print(f"[ssnas] preparing {label}: {num_rows} rows into a TFDS "
-                  f"ArrayRecord dataset at {path}", file=sys.stderr, flush=True)
-        builder = _builder_class()(
-            num_rows=num_rows, row_shape=row_shape, dtype=dtype, read_chunk=read_chunk,
-            chunk_size=chunk_size, progress=progress, data_dir=path,
-            file_format="array_record")
-        # A complete folder without its digest (killed between the two) is
-        # written again: TFDS does not regenerate a complete one on its own.
-        mode = (tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
-                if not os.path.exists(_version_dir(path))
-                else tfds.download.GenerateMode.FORCE_REDOWNLOAD)
-        with _preparation_settings(verbose):
-            builder.download_and_prepare(
-                download_config=tfds.download.DownloadConfig(download_mode=mode))
-        _write_digest(path, builder.sha256.hexdigest())
+    if not _complete(path):
+        with FileLock(path.rstrip(os.sep) + ".lock"):
+            if not _complete(path):  # another process may have prepared it meanwhile
+                _prepare(path, num_rows, row_shape, dtype, read_chunk, chunk_size,
+                         label, verbose)
     return RowFile(path)
+
+
+def _complete(path):
+    return os.path.exists(os.path.join(_version_dir(path), _DIGEST_FILE))
+
+
+def _remove_incomplete(path):
+    """Removes the `incomplete.*` folders a killed preparation left (under the lock)."""
+    builder_dir = os.path.join(path, _BUILDER_NAME)
+    if os.path.isdir(builder_dir):
+        for name in os.listdir(builder_dir):
+            if name.startswith("incomplete."):
+                shutil.rmtree(os.path.join(builder_dir, name), ignore_errors=True)
+
+
+def _prepare(path, num_rows, row_shape, dtype, read_chunk, chunk_size, label, verbose):
+    """Writes the TFDS dataset and its digest; the caller holds the lock."""
+    import tensorflow_datasets as tfds
+    _remove_incomplete(path)
+    start_time = last = time.perf_counter()
+
+    def progress(done):
+        nonlocal last
+        if verbose and (time.perf_counter() - last > 5 or done == num_rows):
+            last = time.perf_counter()
+            print(f"[ssnas] preparing {label}: {done}/{num_rows} rows "
+                  f"({last - start_time:.0f} s) -> {path}", file=sys.stderr, flush=True)
+    if verbose:
+        print(f"[ssnas] preparing {label}: {num_rows} rows into a TFDS "
+              f"ArrayRecord dataset at {path}", file=sys.stderr, flush=True)
+    builder = _builder_class()(
+        num_rows=num_rows, row_shape=row_shape, dtype=dtype, read_chunk=read_chunk,
+        chunk_size=chunk_size, progress=progress, data_dir=path,
+        file_format="array_record")
+    # A complete folder without its digest (killed between the two) is
+    # written again: TFDS does not regenerate a complete one on its own.
+    mode = (tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+            if not os.path.exists(_version_dir(path))
+            else tfds.download.GenerateMode.FORCE_REDOWNLOAD)
+    with _preparation_settings(verbose):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(download_mode=mode))
+    _write_digest(path, builder.sha256.hexdigest())
 
 
 # TFDS's writer keeps records in memory until they reach its

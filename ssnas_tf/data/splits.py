@@ -37,6 +37,8 @@ from typing import Dict
 
 import numpy as np
 
+from ssnas_tf.errors import ConfigError, DataError
+
 # Seeds the search halves apart from the labeled draw: which samples are
 # labeled (and how many per class) cannot move them.
 _SEARCH_STREAM = 1
@@ -116,31 +118,31 @@ class RunSplits:
         """Reads `to_dict()`'s output back, checking every index.
 
         Raises:
-            ValueError: a missing field, an index that is not an integer in
+            DataError: a missing field, an index that is not an integer in
                 [0, num_samples), or a split that shares samples with `test`;
                 the message names `source` and the field.
         """
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object")
+            raise DataError(f"{source}: expected a JSON object")
         splits = {}
         for field in dataclasses.fields(cls):
             values = data.get(field.name, [] if field.name in _OPTIONAL else None)
             if not isinstance(values, list) or not all(
                     type(v) is int and 0 <= v < num_samples for v in values):
-                raise ValueError(
+                raise DataError(
                     f"{source}: {field.name}: expected a list of sample indices in "
                     f"[0, {num_samples})")
             splits[field.name] = np.asarray(values, dtype=np.int64)
         for name, index in splits.items():
             for other in ("test", "external"):
                 if name != other and np.intersect1d(index, splits[other]).size:
-                    raise ValueError(f"{source}: {name} shares samples with {other}")
+                    raise DataError(f"{source}: {name} shares samples with {other}")
         return cls(**splits)
 
 
 def check_label_fraction(label_fraction):
     if not 0 < label_fraction <= 1:
-        raise ValueError(
+        raise ConfigError(
             f"--label-fraction must be in (0, 1], got {label_fraction}")
 
 
@@ -193,11 +195,11 @@ def _take_external(pool, fraction, seed):
     if not fraction:
         return np.zeros(0, np.int64), pool
     if not 0 < fraction < 1:
-        raise ValueError(f"--external-fraction must be in (0, 1), got {fraction}")
+        raise ConfigError(f"--external-fraction must be in (0, 1), got {fraction}")
     order = pool[np.random.default_rng([seed, _EXTERNAL_STREAM]).permutation(len(pool))]
     count = int(round(fraction * len(pool)))
     if not 0 < count < len(pool):
-        raise ValueError(f"--external-fraction {fraction} of {len(pool)} non-test "
+        raise ConfigError(f"--external-fraction {fraction} of {len(pool)} non-test "
                          f"samples leaves one side empty")
     return np.sort(order[:count]).astype(np.int64), np.sort(order[count:]).astype(np.int64)
 
@@ -240,7 +242,7 @@ def search_split(dataset, method, labeled, unlabeled, seed):
             method in ARCHITECTURE_METHODS and len(select) == 0):
         parts = "select/train/valid parts" if method in ARCHITECTURE_METHODS else (
             "train/valid halves")
-        raise ValueError(
+        raise ConfigError(
             f"{len(searched) + len(select)} samples are too few to split into "
             f"search {parts}; raise --label-fraction")
     return select, search_valid, search_train
@@ -290,4 +292,4 @@ def _check_every_class_labeled(dataset, pool, labeled, flag):
         warnings.warn(message + ": no labeled positive; the classifier never sees "
                       "them", RuntimeWarning, stacklevel=3)
         return
-    raise ValueError(message + "; raise the fraction")
+    raise ConfigError(message + "; raise the fraction")

@@ -1,7 +1,7 @@
 """Brings backbone features of any shape to the common (N, L, C) layout.
 
-REFERENCE.md §2: spatial maps are adaptively max-pooled to a sqrt(L) x sqrt(L)
-grid, 1-D vectors become 1x1 maps that pooling repeats L times, sequences are
+`docs/fidelity.md` (search space): spatial maps are adaptively max-pooled to
+a sqrt(L) x sqrt(L) grid, 1-D vectors become 1x1 maps that pooling repeats L times, sequences are
 adaptively max-pooled to L steps; then a pointwise linear map to C channels,
 batch norm, ReLU and dropout. Every pooling uses PyTorch's adaptive window rule
 (the reference's `adaptive_max_pool`), also when it upsamples: a sequence of

@@ -28,12 +28,9 @@ from typing import Tuple
 import numpy as np
 
 from ssnas_tf.nas.operations import PRIMITIVES
+from ssnas_tf.errors import GenotypeError
 
 EDGE_OP = "identity"
-
-
-class GenotypeError(ValueError):
-    """A malformed genotype; the message names the field at fault."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The search-time BM-NAS fusion network (DARTS's model_search.py).
 
-Two levels, each a continuous relaxation (REFERENCE.md §2):
+Two levels, each a continuous relaxation (`docs/fidelity.md`, search space):
 
 * Upper level (feature selection): nodes S = [inputs..., Cell_1..Cell_n]. Every
   edge i -> j carries softmax(alpha_ij) over {Zero, Identity}; Cell_j receives

@@ -1,6 +1,6 @@
 """Fixed fusion baselines: named genotypes for a given list of backbone features.
 
-The BM-NAS ablations (Tables 6 and 7; REFERENCE.md §5) compare the searched
+The BM-NAS ablations (Tables 6 and 7; `docs/fidelity.md`) compare the searched
 fusion network with hand-designed ones built from the same primitives. Each
 preset here is an ordinary `Genotype` over the run's backbone features, so it
 trains, evaluates, draws and exports exactly like a searched one.

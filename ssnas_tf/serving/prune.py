@@ -15,10 +15,7 @@ import keras
 
 from ssnas_tf.backbones.small import backbones_by_modality
 from ssnas_tf.nas.model import DerivedNetwork
-
-
-class PruneError(ValueError):
-    """A classifier whose structure `prune_classifier` does not recognise."""
+from ssnas_tf.errors import PruneError
 
 
 def _single_fusion(classifier):

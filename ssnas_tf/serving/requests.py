@@ -225,6 +225,24 @@ def client_examples(version_dir, host="localhost"):
         f"print(response.outputs['probabilities'])\n")
 
 
+def warmup_samples(dataset, index, specs, count=8):
+    """The first `count` samples at `index` (a run's held-out test split) in
+    the served inputs' dtypes: the export's warm-up requests. None without
+    samples (the export then warms up on zeros)."""
+    index = [int(i) for i in np.asarray(index)[:count]]
+    if not index:
+        return None
+    out = {}
+    for name, (_, dtype) in specs.items():
+        rows = [dataset.inputs[name][i] for i in index]
+        if dtype == "string":
+            out[name] = np.array([r.encode("utf-8") if isinstance(r, str) else bytes(r)
+                                  for r in rows], dtype=object)
+        else:
+            out[name] = np.stack([np.asarray(r) for r in rows]).astype(dtype)
+    return out
+
+
 def main(argv=None):
     """`python -m ssnas_tf.serving.requests VERSION_DIR`: prints the clients."""
     argv = sys.argv[1:] if argv is None else argv

@@ -30,7 +30,7 @@ steps a trial or a small budget gives (docs: RandomNet). Architectures saved
 without the field build as before (no normalisation).
 
 Reference: Alletto et al., "RandomNet: Towards Fully Automatic Neural
-Architecture Design for Multimodal Learning" (REFERENCE.md §4).
+Architecture Design for Multimodal Learning" (`docs/fidelity.md`).
 """
 
 import json
@@ -38,6 +38,8 @@ import json
 import keras
 import numpy as np
 from keras import layers
+
+from ssnas_tf.errors import ArchitectureError
 
 OPS = ("conv3x3", "conv5x5", "sep_conv3x3", "sep_conv5x5", "max_pool", "avg_pool")
 ACTIVATIONS = ("relu", "tanh", "identity", "sigmoid")
@@ -55,10 +57,6 @@ FUSION_UNITS = (32, 64, 128)
 MAX_FUSION_LAYERS = 3
 EMBED_DIM = 32
 FORMAT = "ssnas_tf.randomnet/1"
-
-
-class ArchitectureError(ValueError):
-    """A malformed RandomNet architecture; the message names the field at fault."""
 
 
 def _sample_cell(rng, num_layers, skip_probability):

@@ -17,7 +17,7 @@ again, and a larger `trials` adds only the missing ones. With keras-tuner's
 `KERASTUNER_TUNER_ID` / `KERASTUNER_ORACLE_IP` / `KERASTUNER_ORACLE_PORT`
 set, the same call runs as the chief (serving the oracle) or as a worker.
 
-Reference: Alletto et al., RandomNet (REFERENCE.md §4).
+Reference: Alletto et al., RandomNet (`docs/fidelity.md`).
 """
 
 import math
@@ -26,7 +26,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from ssnas_tf.data.pipelines import labeled_batches, to_model_inputs
+from ssnas_tf.data.pipelines import labeled_batches, model_inputs
 from ssnas_tf.tasks import Task
 from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
@@ -35,15 +35,20 @@ OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
 # Fewest steps a trial trains: enough for a normalised network to leave chance
 # on the suite's datasets at Adam 1e-3 (docs: RandomNet).
 MIN_TRIAL_STEPS = 30
-_STATS_CHUNK = 512  # rows read at a time for the input statistics
 MAX_SEED = 2**31 - 2
 PROJECT = "randomnet_tuner"
 
 
 def score_f1(model, x, y, task):
-    """Weighted F1 of `model`'s predictions (inference mode)."""
+    """Weighted F1 of `model`'s predictions (inference mode).
+
+    `x`: model inputs, arrays or (to stream them) a batched `tf.data.Dataset`
+    such as `ssnas_tf.data.pipelines.model_inputs(dataset, index)`.
+    """
+    import tensorflow as tf
+    batching = {} if isinstance(x, tf.data.Dataset) else {"batch_size": 256}
     return float(task.weighted_f1(y, task.probabilities(
-        model.predict(x, batch_size=256, verbose=0))))
+        model.predict(x, verbose=0, **batching))))
 
 
 def model_inputs_info(dataset, train_index):
@@ -56,33 +61,41 @@ def model_inputs_info(dataset, train_index):
         shapes[name] = tuple(array.shape[1:])
         kind = dataset.kinds[name]
         if kind in ("vector", "image", "spectrogram"):
-            stats[name] = _input_statistics(array, train_index, kind)
+            mean, var = _streamed_moments(array, train_index, kind)
+            stats[name] = (mean.astype("float32"), np.maximum(var, 1e-12).astype("float32"))
         elif kind == "sequence":
             vocabulary = dataset.extras.get("vocabulary")
+            largest = max(int(np.max(array[start:start + _CHUNK]))
+                          for start in range(0, len(array), _CHUNK))
             vocab[name] = max(len(vocabulary) if vocabulary is not None else 0,
-                              int(array.max()) + 1)
+                              largest + 1)
         elif kind == "text":
             vocab[name] = text_vocabulary(array, train_index)
     return shapes, stats, vocab
 
 
-def _input_statistics(array, index, kind):
-    """(mean, variance) per last-axis entry of the rows at `index`, read in
-    chunks (a streamed dataset is never loaded whole)."""
-    index = np.sort(np.asarray(index))
-    total = total_sq = None
-    count = 0
-    for begin in range(0, len(index), _STATS_CHUNK):
-        rows = np.asarray(array[index[begin:begin + _STATS_CHUNK]], dtype=np.float64)
+_CHUNK = 256  # rows read at a time (the data may be on disk)
+
+
+def _streamed_moments(array, index, kind="vector"):
+    """Mean and (population) variance per last-axis entry of `array[index]`
+    (per feature of a vector, per channel of an image or spectrogram on the
+    model's [0, 1] scale), read `_CHUNK` rows at a time and merged with Chan
+    et al.'s pairwise update."""
+    count, mean, m2 = 0, 0.0, 0.0
+    for start in range(0, len(index), _CHUNK):
+        rows = np.asarray(array[index[start:start + _CHUNK]], dtype=np.float64)
         if kind != "vector" and array.dtype == np.uint8:
             rows = rows / 255.0  # the model's input scale (to_model_inputs)
         rows = rows.reshape(-1, rows.shape[-1])
-        total = rows.sum(axis=0) + (0 if total is None else total)
-        total_sq = (rows ** 2).sum(axis=0) + (0 if total_sq is None else total_sq)
-        count += len(rows)
-    mean = total / count
-    variance = np.maximum(total_sq / count - mean ** 2, 1e-12)
-    return mean.astype("float32"), variance.astype("float32")
+        n, chunk_mean = len(rows), rows.mean(axis=0)
+        chunk_m2 = ((rows - chunk_mean) ** 2).sum(axis=0)
+        delta = chunk_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        m2 = m2 + chunk_m2 + delta ** 2 * count * n / total
+        count = total
+    return np.asarray(mean), np.asarray(m2 / count)
 
 
 def text_vocabulary(texts, train_index):
@@ -193,8 +206,8 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
     train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
                             repeat=True)
     steps = trial_steps(len(train_index), batch_size, trial_fraction, min_trial_steps)
-    x = to_model_inputs({k: v[valid_index] for k, v in dataset.inputs.items()},
-                        dataset.kinds)
+    # Validation inputs stream a batch at a time, like the main path's.
+    x = model_inputs(dataset, valid_index)
     tuner.search(train, steps, (x, dataset.labels[valid_index]), verbose=0,
                  callbacks=list(callbacks or []))
     return tuner

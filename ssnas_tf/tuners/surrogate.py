@@ -31,7 +31,7 @@ from ssnas_tf.nas.model import DerivedNetwork
 from ssnas_tf.ssl.heads import classifier_head
 from ssnas_tf.tuners.search import OBJECTIVE, best_trial, score_f1  # noqa: F401
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.seeds import derive_seed
 
 PROJECT = "surrogate_tuner"
 MAX_INITIAL_POINTS = 5
@@ -127,10 +127,13 @@ class SurrogateHyperModel(keras_tuner.HyperModel):
 
 
 def backbone_features(backbones, dataset, index):
-    """The frozen backbones' features of the samples at `index` (inference mode)."""
-    from ssnas_tf.data.pipelines import to_model_inputs
-    x = to_model_inputs({k: v[index] for k, v in dataset.inputs.items()}, dataset.kinds)
-    out = backbones.predict(x, batch_size=256, verbose=0)
+    """The frozen backbones' features of the samples at `index` (inference mode).
+
+    The inputs stream a batch at a time (`model_inputs`); only the features,
+    which the surrogate search trains on, are held in memory.
+    """
+    from ssnas_tf.data.pipelines import model_inputs
+    out = backbones.predict(model_inputs(dataset, index), verbose=0)
     return {name: np.asarray(out[name]) for name in backbones.output}
 
 

@@ -19,6 +19,10 @@ The layout is computed once as a list of shapes and written either as SVG text
 
 Reference: Yin, Huang & Zhang, "BM-NAS: Bilevel Multimodal Neural Architecture
 Search", AAAI 2022, Fig. 4; Suzuki & Ono, 2025, Fig. 4.
+
+Length: over 500 lines because the right-angle edge routing (lanes between
+columns, bands inside a cell) is one layout computation; split, its pieces
+would have to share its private geometry.
 """
 
 import itertools

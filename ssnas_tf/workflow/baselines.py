@@ -10,7 +10,9 @@
 * `randomnet` (`RandomNetRun`): RandomNet's random search over whole networks
   on raw inputs (`ssnas_tf.tuners.randomnet`); no backbones, no genotype.
 
-Use `open_run` to get the right class for a run directory's method.
+Each method supplies its own step objects (`Run.STEPS`, see
+`ssnas_tf.workflow.steps`) rather than overriding `Run`'s methods. Use
+`open_run` to get the right class for a run directory's method.
 """
 
 import json
@@ -20,9 +22,11 @@ import time
 import keras
 
 from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
-from ssnas_tf.data.pipelines import labeled_batches, steps_per_epoch, to_model_inputs
+from ssnas_tf.data.pipelines import labeled_batches, model_inputs, steps_per_epoch
 from ssnas_tf.nas.presets import preset_genotype
-from ssnas_tf.workflow.run import Run, RunError, _log, _summary
+from ssnas_tf.errors import RunError
+from ssnas_tf.workflow.run import Run
+from ssnas_tf.workflow.steps import Export, Step, _log, _summary
 
 # RunConfig fields a tuner's finished trials depend on: a rerun that changes
 # one of them must not resume the old trials.
@@ -34,22 +38,30 @@ TUNER_FIELDS = ("dataset", "data_dir", "dataset_options", "label_fraction", "see
                 "search_epochs", "learning_rate", "attention_dropout", "torch_defaults")
 
 
+class PresetSearch(Step):
+    """`fixed`'s search: writes the `config.fusion` preset genotype."""
+
+    name = "search"
+
+    def __call__(self, run):
+        c = run.config
+        start = time.perf_counter()
+        if not os.path.exists(run.path("backbones.keras")):
+            run.train_backbones()
+        genotype = preset_genotype(c.fusion, run._backbone_features(),
+                                   seed=run.seeds.child("search").seed("preset"))
+        atomic_write_text(run.path("genotype.json"), genotype.to_json() + "\n")
+        run._draw(genotype)
+        _log(f"[ssnas] fixed fusion '{c.fusion}' (no search)\n" + _summary(genotype))
+        return run._record(genotype=genotype.to_dict(), fusion=c.fusion,
+                           search_criterion=f"none (preset '{c.fusion}')",
+                           seconds={"search": round(time.perf_counter() - start, 1)})
+
+
 class FixedFusionRun(Run):
     """A run whose "search" writes the `config.fusion` preset genotype."""
 
-    def search(self):
-        c = self.config
-        start = time.perf_counter()
-        if not os.path.exists(self.path("backbones.keras")):
-            self.train_backbones()
-        genotype = preset_genotype(c.fusion, self._backbone_features(),
-                                   seed=self.seeds.child("search").seed("preset"))
-        atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
-        self._draw(genotype)
-        _log(f"[ssnas] fixed fusion '{c.fusion}' (no search)\n" + _summary(genotype))
-        return self._record(genotype=genotype.to_dict(), fusion=c.fusion,
-                            search_criterion=f"none (preset '{c.fusion}')",
-                            seconds={"search": round(time.perf_counter() - start, 1)})
+    STEPS = {**Run.STEPS, "search": PresetSearch}
 
 
 def run_class(method):
@@ -114,116 +126,119 @@ class _TunerRun(Run):
         return super().start(overwrite=overwrite)
 
 
-class SurrogateRun(_TunerRun):
+class SurrogateSearch(Step):
     """MFAS-style search: Bayesian optimisation over genotypes (keras-tuner)."""
 
-    PROJECT = "surrogate_tuner"
+    name = "search"
 
-    def search(self):
+    def __call__(self, run):
         from ssnas_tf.tuners import surrogate
-        c, s = self.config, self.splits
+        c, s = run.config, run.splits
         start = time.perf_counter()
-        if not os.path.exists(self.path("backbones.keras")):
-            self.train_backbones()
-        check_tuner_settings(self, self.path(self.PROJECT))
-        self._begin("search")
+        if not os.path.exists(run.path("backbones.keras")):
+            run.train_backbones()
+        check_tuner_settings(run, run.path(SurrogateRun.PROJECT))
+        run._begin("search")
         _log(f"[ssnas] surrogate search: {c.trials} genotypes (Bayesian optimisation), "
              f"each trained {c.search_epochs} epochs on {len(s.search_train)} labeled "
              f"samples, scored by weighted F1 on {len(s.search_valid)}")
         tuner, features = surrogate.surrogate_search(
-            self.dataset, self._frozen_backbones(), s.search_train, s.search_valid,
-            self.directory, c, self.task, project_name=self.PROJECT,
-            callbacks=self._trial_callbacks())
+            run.dataset, run._frozen_backbones(), s.search_train, s.search_valid,
+            run.directory, c, run.task, project_name=SurrogateRun.PROJECT,
+            callbacks=run._trial_callbacks())
         trial = surrogate.best_trial(tuner)
         genotype = surrogate.trial_genotype(trial.hyperparameters, features, c)
-        atomic_write_text(self.path("genotype.json"), genotype.to_json() + "\n")
-        self._draw(genotype)
+        atomic_write_text(run.path("genotype.json"), genotype.to_json() + "\n")
+        run._draw(genotype)
         _log(f"[ssnas] surrogate: best genotype from trial {trial.trial_id} "
              f"(weighted F1 {trial.score:.4f})\n" + _summary(genotype))
-        return self._record(
+        return run._record(
             genotype=genotype.to_dict(), search_best_trial=trial.trial_id,
             search_trials=len(tuner.oracle.trials), search_best_score=trial.score,
             search_criterion="validation weighted F1 (higher is better)",
             seconds={"search": round(time.perf_counter() - start, 1)})
 
 
-class RandomNetRun(_TunerRun):
-    """RandomNet: random search over whole networks on raw inputs.
+class SurrogateRun(_TunerRun):
+    """MFAS-style search: Bayesian optimisation over genotypes (keras-tuner)."""
 
-    Writes randomnet_architecture.json (and .svg) instead of genotype.json;
-    no backbones, no pretraining.
-    """
+    PROJECT = "surrogate_tuner"
+    STEPS = {**Run.STEPS, "search": SurrogateSearch}
 
-    ARTIFACTS = ("randomnet_architecture.json", "randomnet_architecture.svg")
-    PROJECT = "randomnet_tuner"
 
-    def start(self, overwrite=False):
-        resumed = super().start(overwrite=overwrite)
-        if not resumed:  # a resumed run keeps its finished search's artifacts
-            for name in self.ARTIFACTS:
-                if os.path.exists(self.path(name)):
-                    os.remove(self.path(name))
-        return resumed
+class NoBackbones(Step):
+    """RandomNet designs its own extractors on raw inputs: nothing to train."""
 
-    def train_backbones(self):
+    name = "backbones"
+
+    def __call__(self, run):
         _log("[ssnas] backbones: none (RandomNet designs its own extractors on raw inputs)")
-        return self._record(seconds={"backbones": 0.0})
+        return run._record(seconds={"backbones": 0.0})
 
-    def search(self):
+
+class RandomNetSearch(Step):
+    """RandomNet's random search over whole networks (keras-tuner)."""
+
+    name = "search"
+
+    def __call__(self, run):
         from ssnas_tf.tuners import search as rn_search
         from ssnas_tf.tuners.randomnet import architecture_to_json
         from ssnas_tf.viz.randomnet import draw_randomnet
-        c, s = self.config, self.splits
+        c, s = run.config, run.splits
         start = time.perf_counter()
-        check_tuner_settings(self, self.path(self.PROJECT))
-        seeds = self._begin("search")
+        check_tuner_settings(run, run.path(RandomNetRun.PROJECT))
+        seeds = run._begin("search")
         steps = rn_search.trial_steps(len(s.search_train), c.finetune_batch_size,
                                       c.trial_fraction, c.trial_min_steps)
         _log(f"[ssnas] randomnet search: {c.trials} architectures, each trained "
              f"{steps} steps on {len(s.search_train)} samples, scored by weighted F1 "
              f"on {len(s.search_valid)}")
         tuner = rn_search.randomnet_search(
-            self.dataset, s.search_train, s.search_valid, self.directory, c.trials,
+            run.dataset, s.search_train, s.search_valid, run.directory, c.trials,
             seeds.seed("trials"), c.trial_fraction, c.finetune_batch_size,
             c.randomnet_learning_rate, c.trial_min_steps, threshold=c.threshold,
-            callbacks=self._trial_callbacks())
+            callbacks=run._trial_callbacks())
         trial = rn_search.best_trial(tuner)
         arch = tuner.hypermodel.architecture(trial.hyperparameters)
-        atomic_write_text(self.path("randomnet_architecture.json"),
+        atomic_write_text(run.path("randomnet_architecture.json"),
                           architecture_to_json(arch) + "\n")
-        with atomic_output(self.path("randomnet_architecture.svg"), ".svg") as tmp:
+        with atomic_output(run.path("randomnet_architecture.svg"), ".svg") as tmp:
             draw_randomnet(arch, tmp, title=f"{c.dataset} / randomnet")
         _log(f"[ssnas] randomnet: best architecture from trial {trial.trial_id} "
              f"(seed {arch['seed']}, weighted F1 {trial.score:.4f})")
-        return self._record(
+        return run._record(
             architecture=arch, search_best_trial=trial.trial_id,
             search_trials=len(tuner.oracle.trials), search_best_score=trial.score,
             search_criterion="validation weighted F1 (higher is better)",
             seconds={"search": round(time.perf_counter() - start, 1)})
 
-    def pretrain(self, genotype_path=None):
+
+class NoPretrain(Step):
+    """RandomNet trains on labels only."""
+
+    name = "pretrain"
+
+    def __call__(self, run, genotype_path=None):
         _log("[ssnas] pretrain: skipped (randomnet trains on labels only)")
-        return self._record(seconds={"pretrain": 0.0})
+        return run._record(seconds={"pretrain": 0.0})
 
-    def load_architecture(self):
-        from ssnas_tf.tuners.randomnet import architecture_from_json
-        path = self.path("randomnet_architecture.json")
-        if not os.path.exists(path):
-            raise RunError(f"{path} not found: run `ssnas search` first")
-        with open(path) as f:
-            return architecture_from_json(f.read(), source=path)
 
-    def finetune(self, genotype_path=None):
-        """Trains the best architecture from scratch on the labeled split."""
+class RandomNetFinetune(Step):
+    """Trains the best architecture from scratch on the labeled split."""
+
+    name = "finetune"
+
+    def __call__(self, run, genotype_path=None):
         from ssnas_tf.tuners import search as rn_search
         from ssnas_tf.tuners.randomnet import build_randomnet
-        c, ds, s = self.config, self.dataset, self.splits
+        c, ds, s = run.config, run.dataset, run.splits
         if genotype_path is not None:
             raise RunError("--genotype: a randomnet run has no genotype; it trains "
                            "randomnet_architecture.json")
-        arch = self.load_architecture()
+        arch = run.load_architecture()
         start = time.perf_counter()
-        seeds = self._begin("finetune")
+        seeds = run._begin("finetune")
         shapes, stats, vocab = rn_search.model_inputs_info(ds, s.labeled)
         model = build_randomnet(arch, shapes, ds.num_classes, stats, vocab, name="classifier")
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size)
@@ -231,32 +246,66 @@ class RandomNetRun(_TunerRun):
         # raw-input networks need it, and small steps at the end.
         schedule = keras.optimizers.schedules.CosineDecay(
             c.randomnet_learning_rate, decay_steps=max(1, steps * c.finetune_epochs))
-        model.compile(keras.optimizers.Adam(schedule), loss=self.task.keras_loss())
+        model.compile(keras.optimizers.Adam(schedule), loss=run.task.keras_loss())
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, seeds.seed("data"),
                                 shuffle=True, repeat=True, deterministic=c.deterministic)
         _log(f"[ssnas] finetune: the best RandomNet architecture from scratch, "
              f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} samples")
         model.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
-                  verbose=self.verbose, shuffle=False)
-        atomic_save_model(model, self.path("classifier.keras"))
-        return self._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
+                  verbose=run.verbose, shuffle=False)
+        atomic_save_model(model, run.path("classifier.keras"))
+        return run._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 
-    def _serving_classifier(self):
-        # No pruning: every modality feeds the fusion (the sampler sees to it).
-        return self._load("classifier.keras", "finetune")
 
-    def _provenance(self, classifier):
-        return {**super()._provenance(classifier), "architecture": self.load_architecture()}
+class RandomNetEvaluate(Step):
+    """Scores the RandomNet classifier on the held-out test split."""
 
-    def evaluate(self):
-        c, ds, s = self.config, self.dataset, self.splits
+    name = "evaluate"
+
+    def __call__(self, run):
+        c, ds, s = run.config, run.dataset, run.splits
         start = time.perf_counter()
-        classifier = self._load("classifier.keras", "finetune")
-        x = to_model_inputs({k: v[s.test] for k, v in ds.inputs.items()}, ds.kinds)
-        probs = self.task.probabilities(classifier.predict(x, batch_size=256, verbose=0))
-        metrics = self.task.metrics(ds.labels[s.test], probs)
+        classifier = run._load("classifier.keras", "finetune")
+        probs = run.task.probabilities(
+            classifier.predict(model_inputs(ds, s.test), verbose=0))
+        metrics = run.task.metrics(ds.labels[s.test], probs)
         _log(f"[ssnas] evaluate on {len(s.test)} test samples: {metrics}")
-        return self._record(dataset=c.dataset, method=c.method,
-                            label_fraction=c.label_fraction, seed=c.seed,
-                            splits=s.sizes(), architecture=self.load_architecture(),
-                            **metrics, seconds={"evaluate": round(time.perf_counter() - start, 1)})
+        return run._record(dataset=c.dataset, method=c.method,
+                           label_fraction=c.label_fraction, seed=c.seed,
+                           splits=s.sizes(), architecture=run.load_architecture(),
+                           **metrics, seconds={"evaluate": round(time.perf_counter() - start, 1)})
+
+
+class RandomNetExport(Export):
+    """Exports the whole classifier (no pruning: every modality feeds the
+    fusion, the sampler sees to it), with its architecture as provenance."""
+
+    def classifier(self, run):
+        return run._load("classifier.keras", "finetune")
+
+    def provenance(self, run, classifier):
+        return {**super().provenance(run, classifier),
+                "architecture": run.load_architecture()}
+
+
+class RandomNetRun(_TunerRun):
+    """RandomNet: random search over whole networks on raw inputs.
+
+    Writes randomnet_architecture.json (and .svg) instead of genotype.json;
+    no backbones, no pretraining. Its steps are its own (`STEPS`).
+    """
+
+    EXTRA_ARTIFACTS = ("randomnet_architecture.json", "randomnet_architecture.svg")
+    PROJECT = "randomnet_tuner"
+    STEPS = {**Run.STEPS, "backbones": NoBackbones, "search": RandomNetSearch,
+             "pretrain": NoPretrain, "finetune": RandomNetFinetune,
+             "evaluate": RandomNetEvaluate, "export": RandomNetExport}
+
+    def load_architecture(self):
+        """The searched architecture (randomnet_architecture.json), validated."""
+        from ssnas_tf.tuners.randomnet import architecture_from_json
+        path = self.path("randomnet_architecture.json")
+        if not os.path.exists(path):
+            raise RunError(f"{path} not found: run `ssnas search` first")
+        with open(path) as f:
+            return architecture_from_json(f.read(), source=path)

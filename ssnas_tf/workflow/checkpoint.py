@@ -17,12 +17,9 @@ import keras
 import numpy as np
 
 from ssnas_tf.atomic import atomic_output
+from ssnas_tf.errors import CheckpointError
 
 _STATE_KEY = "__state__"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that does not fit the model or optimizers it is restored into."""
 
 
 def _variables(model, optimizers, exclude):

@@ -4,11 +4,12 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
-from ssnas_tf.workflow.devices import DISTRIBUTE
-from ssnas_tf.workflow.seeds import derive_seed
+from ssnas_tf.devices import DISTRIBUTE
+from ssnas_tf.seeds import derive_seed
 from ssnas_tf.nas.operations import PAPER_PRIMITIVES, check_primitive_names
 from ssnas_tf.nas.presets import PRESETS
 from ssnas_tf.precision import check_precision
+from ssnas_tf.errors import ConfigError
 
 # ssl and supervised: workflow.run; the baselines: workflow.baselines.
 METHODS = ("ssl", "supervised", "fixed", "surrogate", "randomnet")
@@ -70,7 +71,7 @@ class RunConfig:
             local weights file, or "random" (random frozen VGG19 features, for
             tests). Defaults to None (for "small", which takes none).
         channels, length, num_cells, num_steps, multiplier, node_multiplier,
-            dropout, primitives: the search space (REFERENCE.md §2).
+            dropout, primitives: the search space (`docs/fidelity.md`).
         temperature: NT-Xent tau. Defaults to 0.2.
         search_cross_modal: ssl search only: the share of samples whose two
             views are split across modalities (one view keeps a random subset
@@ -124,7 +125,7 @@ class RunConfig:
             cores (faster there), else one per core
             (`reproducibility.default_intra_op_threads`).
         distribute: "none", "mirrored" (this machine's GPUs) or
-            "multi-worker" (the workers of TF_CONFIG); `workflow.devices`.
+            "multi-worker" (the workers of TF_CONFIG); `ssnas_tf.devices`.
             Defaults to "none".
         sync_batch_norm: batch statistics over all replicas in every batch
             norm of the trained models. Defaults to False.
@@ -188,85 +189,88 @@ class RunConfig:
     def __post_init__(self):
         object.__setattr__(self, "primitives", tuple(self.primitives))
         if self.method not in METHODS:
-            raise ValueError(f"--method must be one of {METHODS}, got '{self.method}'")
+            raise ConfigError(f"--method must be one of {METHODS}, got '{self.method}'")
         if not 0 < self.label_fraction <= 1:
-            raise ValueError(
+            raise ConfigError(
                 f"--label-fraction must be in (0, 1], got {self.label_fraction}")
-        check_primitive_names(self.primitives)
+        try:
+            check_primitive_names(self.primitives)
+        except ValueError as err:  # nas's own check; here it is a setting
+            raise ConfigError(str(err)) from None
         self._check_epochs()
         for name in ("backbone_width", "channels", "length", "num_cells", "num_steps",
                      "multiplier", "node_multiplier", "projection_dim",
                      "finetune_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.multiplier > self.num_cells:
-            raise ValueError(f"multiplier ({self.multiplier}) must be <= num_cells "
+            raise ConfigError(f"multiplier ({self.multiplier}) must be <= num_cells "
                              f"({self.num_cells})")
         if self.node_multiplier > self.num_steps:
-            raise ValueError(f"node_multiplier ({self.node_multiplier}) must be <= "
+            raise ConfigError(f"node_multiplier ({self.node_multiplier}) must be <= "
                              f"num_steps ({self.num_steps})")
         for name in ("temperature", "learning_rate", "arch_learning_rate",
                      "finetune_learning_rate"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0 <= self.search_cross_modal <= 1:
-            raise ValueError(f"--search-cross-modal must be in [0, 1], got "
+            raise ConfigError(f"--search-cross-modal must be in [0, 1], got "
                              f"{self.search_cross_modal}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         check_precision(self.precision)
         if self.arch_order not in (1, 2):
-            raise ValueError(f"arch_order must be 1 or 2, got {self.arch_order}")
+            raise ConfigError(f"arch_order must be 1 or 2, got {self.arch_order}")
         if self.arch_order == 2 and self.precision == "mixed_float16":
-            raise ValueError("arch_order 2 needs precision float32 or mixed_bfloat16 "
+            raise ConfigError("arch_order 2 needs precision float32 or mixed_bfloat16 "
                              "(its inner gradients are not loss-scaled)")
         if self.attention_dropout is not None and not 0 <= self.attention_dropout < 1:
-            raise ValueError(f"attention_dropout must be in [0, 1), got "
+            raise ConfigError(f"attention_dropout must be in [0, 1), got "
                              f"{self.attention_dropout}")
         if not 0 < self.threshold < 1:
-            raise ValueError(f"threshold must be in (0, 1), got {self.threshold}")
+            raise ConfigError(f"threshold must be in (0, 1), got {self.threshold}")
         self._check_backbones()
         if self.backbone_pretraining not in BACKBONE_PRETRAINING:
-            raise ValueError(f"--backbone-pretraining must be one of "
+            raise ConfigError(f"--backbone-pretraining must be one of "
                              f"{BACKBONE_PRETRAINING}, got '{self.backbone_pretraining}'")
         if not 0 < self.external_fraction < 1:
-            raise ValueError(f"--external-fraction must be in (0, 1), got "
+            raise ConfigError(f"--external-fraction must be in (0, 1), got "
                              f"{self.external_fraction}")
         if self.labels_per_class is not None and self.labels_per_class < 1:
-            raise ValueError(f"--labels-per-class must be >= 1, got {self.labels_per_class}")
+            raise ConfigError(f"--labels-per-class must be >= 1, got {self.labels_per_class}")
         if self.split_seed is not None and not 0 <= self.split_seed < 2 ** 32:
-            raise ValueError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
+            raise ConfigError(f"split_seed must be in [0, 2**32) or None, got {self.split_seed}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(f"max_steps_per_epoch must be >= 1, got "
+            raise ConfigError(f"max_steps_per_epoch must be >= 1, got "
                              f"{self.max_steps_per_epoch}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {self.threads}")
+            raise ConfigError(f"--threads must be >= 1, got {self.threads}")
         if self.distribute not in DISTRIBUTE:
-            raise ValueError(f"--distribute must be one of {DISTRIBUTE}, got "
+            raise ConfigError(f"--distribute must be one of {DISTRIBUTE}, got "
                              f"'{self.distribute}'")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.batch_size < 2:
-            raise ValueError(f"batch_size must be >= 2, got {self.batch_size}")
+            raise ConfigError(f"batch_size must be >= 2, got {self.batch_size}")
         self._check_baseline_fields()
 
     def _check_baseline_fields(self):
         if self.trials < 1:
-            raise ValueError(f"--trials must be >= 1, got {self.trials}")
+            raise ConfigError(f"--trials must be >= 1, got {self.trials}")
         if self.fusion not in PRESETS:
-            raise ValueError(f"--fusion must be one of {PRESETS}, got '{self.fusion}'")
+            raise ConfigError(f"--fusion must be one of {PRESETS}, got '{self.fusion}'")
         if not self.trial_fraction > 0:
-            raise ValueError(f"--trial-fraction must be > 0, got {self.trial_fraction}")
+            raise ConfigError(f"--trial-fraction must be > 0, got {self.trial_fraction}")
         if self.trial_min_steps < 1:
-            raise ValueError(f"--trial-min-steps must be >= 1, got {self.trial_min_steps}")
+            raise ConfigError(f"--trial-min-steps must be >= 1, got {self.trial_min_steps}")
         if not self.randomnet_learning_rate > 0:
-            raise ValueError(f"randomnet_learning_rate must be > 0, got "
+            raise ConfigError(f"randomnet_learning_rate must be > 0, got "
                              f"{self.randomnet_learning_rate}")
 
     def _check_epochs(self):
         """Zero epochs only where the step still means something."""
         if self.backbone_epochs < 0:  # 0: the backbones stay as built (e.g. imagenet)
-            raise ValueError(f"backbone_epochs (--backbone-epochs) must be >= 0, got "
+            raise ConfigError(f"backbone_epochs (--backbone-epochs) must be >= 0, got "
                              f"{self.backbone_epochs}")
         needed = {"search_epochs": ("--epochs", "a search of 0 epochs derives no "
                                                 "architecture"),
@@ -277,24 +281,24 @@ class RunConfig:
                                                               "random encoder as pretrained")
         for name, (flag, why) in needed.items():
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} ({flag}) must be >= 1, got "
+                raise ConfigError(f"{name} ({flag}) must be >= 1, got "
                                  f"{getattr(self, name)}: {why}")
 
     def _check_backbones(self):
         if self.backbones not in ("small", "reference"):
-            raise ValueError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
+            raise ConfigError(f"backbones must be 'small' or 'reference', got '{self.backbones}'")
         if self.backbones == "reference" and self.image_weights is None:
-            raise ValueError(
+            raise ConfigError(
                 "--backbones reference needs --image-weights: 'imagenet', a weights "
                 "file, or 'random' to mean a randomly initialised, frozen VGG19")
         if self.backbones != "reference" and self.image_weights is not None:
-            raise ValueError(f"--image-weights {self.image_weights}: only "
+            raise ConfigError(f"--image-weights {self.image_weights}: only "
                              f"--backbones reference uses image weights")
 
     @property
     def effective_split_seed(self):
         """The seed of the splits: `split_seed`, or when it is None the seed
-        tree's "splits" seed below `seed` (`workflow.seeds`)."""
+        tree's "splits" seed below `seed` (`ssnas_tf.seeds`)."""
         if self.split_seed is None:
             return derive_seed(self.seed, "splits")
         return self.split_seed
@@ -307,11 +311,11 @@ class RunConfig:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{source}: malformed JSON ({err})") from None
+            raise ConfigError(f"{source}: malformed JSON ({err})") from None
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown fields {unknown}")
+            raise ConfigError(f"{source}: unknown fields {unknown}")
         return cls(**data)
 
     def replace(self, **changes):

@@ -16,13 +16,22 @@ The oracle only schedules: whether a trial is finished is read from its run
 directory, so the chief starts with a fresh oracle each time and a worker
 skips (in milliseconds) the trials whose results.json is complete. A trial
 that fails in a worker is marked failed by keras-tuner and not retried in
-that session; rerunning the experiment retries it.
+that session; rerunning the experiment retries it. A trial that a process
+outside the oracle holds (its lock in DIR/.locks) is waited for, and scored by
+the results.json that process writes: the oracle never records a score that
+no run produced.
 """
 
 import os
 import time
 
+from ssnas_tf.errors import ConfigError, ExperimentError
+from ssnas_tf.workflow.plan import trial_dir
+
 CHIEF = "chief"
+# How often a worker looks whether a trial held by a process outside the oracle
+# has ended.
+LOCKED_POLL_SECONDS = 5.0
 
 
 def has_chief_oracle():
@@ -32,7 +41,7 @@ def has_chief_oracle():
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
                if v not in os.environ]
     if missing:
-        raise ValueError(f"KERASTUNER_ORACLE_IP is set but {missing} not; set both "
+        raise ConfigError(f"KERASTUNER_ORACLE_IP is set but {missing} not; set both "
                          f"(KERASTUNER_TUNER_ID=chief on one machine, worker0, "
                          f"worker1, ... on the others)")
     return True
@@ -97,7 +106,6 @@ def run_with_oracle(root, experiment, execute):
     Returns:
         {trial key: status} of the trials this worker handled; {} for the chief.
     """
-    from ssnas_tf.workflow.experiment import ExperimentError, trial_dir
     kt, PlanOracle, TrialTuner = _classes()
     specs = {spec.key: spec for spec in experiment.plan()}
     hp = kt.HyperParameters()
@@ -110,7 +118,14 @@ def run_with_oracle(root, experiment, execute):
     def execute_key(key):
         statuses[key] = execute(specs[key])
         if statuses[key] == "locked":
-            return 0.0  # run elsewhere (no oracle there): its score is not ours
+            # Held by a process outside the oracle: wait for it, then score
+            # the trial by what it wrote (or run it, if the holder gave up).
+            # A made-up score would stand in the oracle as the trial's.
+            print(f"[ssnas experiment] {key}: run by another process; waiting for "
+                  f"its lock in {os.path.join(root, '.locks')}", flush=True)
+            while statuses[key] == "locked":
+                time.sleep(LOCKED_POLL_SECONDS)
+                statuses[key] = execute(specs[key])
         results = _results(os.path.join(trial_dir(root, specs[key]), "results.json"))
         if results is None:
             raise ExperimentError(f"trial {key} left no results.json")

@@ -16,9 +16,13 @@ import hashlib
 import json
 import os
 
+import warnings
+
 import numpy as np
 
 from ssnas_tf.data.prepared import PREPARED_DIR
+from ssnas_tf.data.splits import RunSplits
+from ssnas_tf.errors import RunError
 
 # Directory listings larger than this are summarised by a digest, not stored.
 _MAX_LISTED_FILES = 20
@@ -166,3 +170,39 @@ def _source_changes(recorded, current):
             fields = [k for k in after[path] if before[path].get(k) != after[path][k]]
             out.append(f"source {path} changed ({', '.join(fields)})")
     return out
+
+
+def read_run_splits(path, dataset, current_fingerprint, name):
+    """A run's splits.json, checked against the data that loads now.
+
+    Args:
+        path: the run's splits.json.
+        dataset: the `MultimodalDataset` that loads now.
+        current_fingerprint: `current_fingerprint()` gives its fingerprint
+            (called only when splits.json records one).
+        name: the dataset's name, for messages.
+
+    Raises:
+        RunError: splits.json is missing or malformed, or the data changed
+            since the splits were drawn (the message names the changes).
+    """
+    if not os.path.exists(path):
+        raise RunError(f"{path} not found: start the run with `ssnas run` or "
+                       f"`ssnas search`")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: malformed JSON ({err})") from None
+    recorded = data.get("fingerprint") if isinstance(data, dict) else None
+    if recorded is None:
+        warnings.warn(f"{path} has no dataset fingerprint (an older run): the "
+                      f"data cannot be checked against the splits", RuntimeWarning)
+    else:
+        changes = fingerprint_changes(recorded, current_fingerprint())
+        if changes:
+            raise RunError(
+                f"{path}: the {name} data that loads now is not the "
+                f"data this run's splits were drawn from: {'; '.join(changes)}. "
+                f"Restore the data, or start a new run (--overwrite)")
+    return RunSplits.from_dict(data, dataset.num_samples, source=path)

@@ -10,9 +10,7 @@ empty), so a failed command leaves the directory as it was.
 import fcntl
 import os
 
-
-class RunLockedError(RuntimeError):
-    """Another live process writes the run directory."""
+from ssnas_tf.errors import RunLockedError
 
 
 class RunLock:

@@ -29,6 +29,7 @@ import os
 from ssnas_tf.atomic import atomic_write_text
 from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.stats import paired_difference, summarize
+from ssnas_tf.workflow.plan import trial_dir
 
 REFERENCE_METHOD = "supervised"
 METRICS = ("weighted_f1", "accuracy")
@@ -56,7 +57,6 @@ def _input_reads(genotype):
 
 def collect_rows(root, experiment):
     """One dict per finished trial of the plan (results.json with a score)."""
-    from ssnas_tf.workflow.experiment import trial_dir
     rows = []
     for spec in experiment.plan():
         directory = trial_dir(root, spec)

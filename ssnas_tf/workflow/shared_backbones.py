@@ -48,8 +48,8 @@ def _cache_path(root, run):
 
 def _trains_backbones(run):
     """RandomNet designs its own extractors: nothing to share."""
-    from ssnas_tf.workflow.run import Run
-    return type(run).train_backbones is Run.train_backbones
+    from ssnas_tf.workflow.steps import TrainBackbones
+    return issubclass(run.STEPS["backbones"], TrainBackbones)
 
 
 def reuse_backbones(root, run):

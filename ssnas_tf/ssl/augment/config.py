@@ -5,7 +5,7 @@ import dataclasses
 import math
 from typing import Mapping, Tuple
 
-from ssnas_tf.data.base import MASK_ID, MODALITY_KINDS, PAD_ID
+from ssnas_tf.modalities import MASK_ID, MODALITY_KINDS, PAD_ID
 
 
 def _check_probability(owner, name, value):

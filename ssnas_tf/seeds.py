@@ -15,6 +15,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from ssnas_tf.errors import ConfigError
+
 # Seeds are drawn as 32-bit words: the widest that `np.random.seed` (called by
 # `keras.utils.set_random_seed`) accepts.
 _SEED_BITS = 32
@@ -44,7 +46,7 @@ def derive_seed(seed: int, *names: str) -> int:
     True
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     sequence = np.random.SeedSequence(int(seed), spawn_key=tuple(map(_name_key, names)))
     return int(sequence.generate_state(1, dtype=np.uint32)[0])
 
