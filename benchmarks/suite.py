@@ -57,7 +57,7 @@ DATASETS = ("mfeat", "avmnist", "clipart", "debian")
 # Fields that only change the steps after the backbones: variants differing in
 # these alone share one backbone training per dataset and seed.
 AFTER_BACKBONES = {
-    "search_cross_modal", "search_epochs", "pretrain_epochs", "finetune_epochs",
+    "search_cross_modal", "pretrain_cross_modal", "search_epochs", "pretrain_epochs", "finetune_epochs",
     "temperature", "learning_rate", "arch_learning_rate", "weight_decay",
     "arch_weight_decay", "finetune_learning_rate", "channels", "length", "num_cells",
     "num_steps", "multiplier", "node_multiplier", "dropout", "primitives",

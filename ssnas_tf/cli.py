@@ -108,6 +108,9 @@ def _network_flags(g, defaults):
     g.add_argument("--search-cross-modal", type=float, default=defaults.search_cross_modal,
                    help="ssl search: share of samples whose two views are split "
                         "across modalities (0: SimCLR's views)")
+    g.add_argument("--pretrain-cross-modal", type=float,
+                   default=defaults.pretrain_cross_modal,
+                   help="the same share for the contrastive pretraining")
     g.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
     g.add_argument("--primitives", default=",".join(defaults.primitives),
                    help="comma-separated primitive names")
@@ -195,7 +198,8 @@ def _config_from_args(args):
         multiplier=args.multiplier, backbone_width=args.backbone_width,
         backbones=args.backbones, image_weights=args.image_weights,
         finetune_batch_size=args.finetune_batch_size, temperature=args.temperature,
-        search_cross_modal=args.search_cross_modal, projection_dim=args.projection_dim,
+        search_cross_modal=args.search_cross_modal,
+        pretrain_cross_modal=args.pretrain_cross_modal, projection_dim=args.projection_dim,
         primitives=tuple(p for p in args.primitives.split(",") if p),
         dataset_options=options or None, jit_compile=args.jit_compile,
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,

@@ -79,6 +79,8 @@ class RunConfig:
             `ssnas_tf.ssl.augment.cross_modal`), so the search cannot match
             views through one modality alone. 0 gives SimCLR's views.
             Defaults to 1 (chosen on validation data: docs/modalities.md).
+        pretrain_cross_modal: the same share for the contrastive pretraining
+            of the derived network. Defaults to 0 (SimCLR's views).
         projection_dim: projection head output size. Defaults to 64.
         learning_rate: weight learning rate (cosine warm restarts to
             1e-3 of it during search). Defaults to 1e-3.
@@ -156,6 +158,7 @@ class RunConfig:
     primitives: Tuple[str, ...] = PAPER_PRIMITIVES
     temperature: float = 0.2
     search_cross_modal: float = 1.0
+    pretrain_cross_modal: float = 0.0
     projection_dim: int = 64
     learning_rate: float = 1e-3
     arch_learning_rate: float = 3e-4
@@ -213,9 +216,10 @@ class RunConfig:
                      "finetune_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 <= self.search_cross_modal <= 1:
-            raise ConfigError(f"--search-cross-modal must be in [0, 1], got "
-                             f"{self.search_cross_modal}")
+        for name in ("search_cross_modal", "pretrain_cross_modal"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be in [0, 1], "
+                                  f"got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         check_precision(self.precision)

@@ -324,8 +324,11 @@ class ContrastivePretrain(Step):
             encoder, ProjectionHead(c.projection_dim), temperature=c.temperature))
         steps = steps_per_epoch(len(s.unlabeled), c.batch_size, c.max_steps_per_epoch)
 
+        augment = dataclasses.replace(run.augment_config,
+                                      cross_modal=c.pretrain_cross_modal)
+
         def pairs(epoch):
-            return view_pairs(ds, s.unlabeled, c.batch_size, run.augment_config,
+            return view_pairs(ds, s.unlabeled, c.batch_size, augment,
                               seeds.seed("data"), epoch, c.max_steps_per_epoch,
                               deterministic=c.deterministic)
         model(next(iter(pairs(0)))[0])
