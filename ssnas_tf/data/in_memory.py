@@ -259,6 +259,10 @@ def _from_dataframe(frame, name):
             continue
         values = frame[column].to_numpy()
         if values.dtype.kind in "biuf":
+            bad = int((~np.isfinite(values.astype(np.float64))).sum())
+            if bad:
+                raise DataError(f"{name}: column '{column}' has {bad} NaN or infinite "
+                                f"values")
             numeric.append(column)
         elif _is_text(values):
             arrays[column] = values
