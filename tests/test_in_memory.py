@@ -112,6 +112,8 @@ def test_tf_data_batched_or_not():
         assert data.inputs["t"][3] == "w3" and data.labels.tolist() == labels.tolist()
     with pytest.raises(DataError, match="\\(features_dict, label\\)"):
         as_dataset(tf.data.Dataset.from_tensor_slices(features))
+    with pytest.raises(DataError, match="never ends"):
+        as_dataset(pipeline.repeat())
 
 
 def test_npz_file_or_folder(tmp_path):

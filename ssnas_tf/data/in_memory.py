@@ -279,6 +279,9 @@ def _from_tf_dataset(dataset, name):
     if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[0], dict)):
         raise DataError(f"{name}: a tf.data.Dataset must yield (features_dict, label) "
                         f"pairs; its element_spec is {spec}")
+    if int(dataset.cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY
+        raise DataError(f"{name}: the tf.data.Dataset never ends (.repeat()?); pass "
+                        f"one pass over the data")
     label_shape = spec[1].shape
     if label_shape.rank == 0 or (label_shape.rank and label_shape[0] is not None):
         dataset = dataset.batch(READ_BATCH)  # unbatched elements
