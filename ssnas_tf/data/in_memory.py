@@ -213,7 +213,7 @@ def _labels(labels, label_names, name):
         names = list(label_names) if label_names is not None else [str(i) for i in range(k)]
         if len(names) != k:
             raise DataError(f"{name}: labels have {k} columns but {len(names)} label names")
-        return labels.astype(np.int64), tuple(names), True
+        return labels.astype(np.int64), tuple(_to_str(v) for v in names), True
     if labels.ndim != 1:
         raise DataError(f"{name}: labels have shape {labels.shape}; expected (N,) or (N, K)")
     if _is_text(labels):
