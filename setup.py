@@ -42,6 +42,8 @@ setup(
         # matplotlib for the experiment figure.
         "test": ["pytest>=7", "nbformat", "nbclient", "ipykernel",
                  "tensorflow-text>=2.21,<2.22", "matplotlib"],
+        # a pandas DataFrame as data: Run(..., dataset=frame), ssnas_tf.as_dataset
+        "pandas": ["pandas"],
         # the experiment figures (label_fraction.png/.svg)
         "plots": ["matplotlib"],
         # the documentation site: mkdocs build --strict (mkdocs.yml, docs/)

@@ -45,6 +45,7 @@ _EXPORTS = {
     "SearchNetwork": "ssnas_tf.nas.model_search",
     "StepGenotype": "ssnas_tf.nas.genotypes",
     "Task": "ssnas_tf.tasks",
+    "as_dataset": "ssnas_tf.data.in_memory",
     "build_backbones": "ssnas_tf.backbones.small",
     "classifier_head": "ssnas_tf.ssl.heads",
     "derive_genotype": "ssnas_tf.nas.derive",

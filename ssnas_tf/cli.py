@@ -62,9 +62,10 @@ def _data_flags(parser, g, defaults, per_run):
     """Dataset, method, label fraction and seed."""
     from ssnas_tf.workflow.config import METHODS
     g.add_argument("--dataset", default=defaults.dataset,
-                   help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv")
+                   help="mfeat (embedded, default), clipart, mmimdb, avmnist, csv, npz")
     g.add_argument("--data-dir", default=None,
-                   help="dataset files (mmimdb, avmnist: folder; csv: the .csv file)")
+                   help="dataset files (mmimdb, avmnist: folder; csv: the .csv file; "
+                        "npz: the .npz file of named arrays)")
     if per_run:
         g.add_argument("--method", default=defaults.method, choices=METHODS,
                        help="ssl (default), supervised, or a baseline: fixed, surrogate, "

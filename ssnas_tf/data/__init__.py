@@ -4,6 +4,7 @@ import importlib
 
 from ssnas_tf.data.base import (DataError, MODALITY_KINDS, MultimodalDataset,
                                 SPLIT_NAMES)
+from ssnas_tf.data.in_memory import as_dataset
 
 # name -> (module, loader function); modules import lazily so that h5py or PIL
 # are only needed by the loaders that use them.
@@ -13,6 +14,7 @@ DATASETS = {
     "csv": ("ssnas_tf.data.csv_files", "load_csv"),
     "mmimdb": ("ssnas_tf.data.mmimdb", "load_mmimdb"),
     "clipart": ("ssnas_tf.data.clipart", "load_clipart"),
+    "npz": ("ssnas_tf.data.in_memory", "load_npz"),
 }
 
 
@@ -22,7 +24,8 @@ def load_dataset(name, data_dir=None, **options):
     Args:
         name: one of `DATASETS`.
         data_dir: where the files are; required by every dataset but `mfeat`
-            (embedded) and `clipart` (Debian packages). Defaults to None.
+            (embedded) and `clipart` (Debian packages); for `npz`, the
+            `.npz` file (or a folder holding one). Defaults to None.
         **options: loader-specific keyword arguments.
 
     Returns:
@@ -40,4 +43,4 @@ def load_dataset(name, data_dir=None, **options):
 
 
 __all__ = ["DATASETS", "DataError", "MODALITY_KINDS", "MultimodalDataset",
-           "SPLIT_NAMES", "load_dataset"]
+           "SPLIT_NAMES", "as_dataset", "load_dataset"]

@@ -50,7 +50,7 @@ import tensorflow as tf
 
 from ssnas_tf import devices
 from ssnas_tf.atomic import atomic_output, atomic_write_text
-from ssnas_tf.data import load_dataset
+from ssnas_tf.data import as_dataset, load_dataset
 from ssnas_tf.data.splits import RunSplits, make_splits
 from ssnas_tf.errors import ConfigError, GenotypeError, RunError
 from ssnas_tf.nas import presets
@@ -112,10 +112,12 @@ class Run:
             Defaults to None.
         tensorboard: write TensorBoard logs under `DIR/tensorboard/<step>`.
             Defaults to False.
-        dataset: a `MultimodalDataset` to use instead of loading
-            `config.dataset` (e.g. `ssnas_tf.data.validation.validation_view`
-            of it). Its fingerprint is checked against splits.json like any
-            loaded data. Defaults to None.
+        dataset: data to use instead of loading `config.dataset`: a
+            `MultimodalDataset` (e.g. `ssnas_tf.data.validation.validation_view`
+            of one), or a dict of NumPy arrays, a pandas DataFrame or a
+            `tf.data.Dataset` that `ssnas_tf.data.as_dataset` converts. Its
+            fingerprint is checked against splits.json like any loaded data.
+            Defaults to None.
 
     Example:
     >>> run = Run("runs/demo", RunConfig(label_fraction=0.1))
@@ -145,7 +147,8 @@ class Run:
         self.config = config
         # Every random source's seed comes from this tree (docs/reproducibility.md).
         self.seeds = SeedTree(config.seed)
-        self._dataset = dataset  # None: loaded from config.dataset on first use
+        # None: loaded from config.dataset on first use
+        self._dataset = None if dataset is None else as_dataset(dataset, name=config.dataset)
         self._splits = None
         self._feature_names = None
         self._determinism = None  # the settings in force, once a step set them
