@@ -9,6 +9,7 @@ from ssnas_tf.ssl.augment import AugmentConfig, two_views
 from ssnas_tf.ssl.augment.cross_modal import split_sides, split_views
 from ssnas_tf.workflow.config import RunConfig
 from ssnas_tf.workflow.run import Run
+from ssnas_tf.workflow.steps import DartsSearch
 
 SEED = tf.constant([3, 4], tf.int64)
 
@@ -84,7 +85,7 @@ def test_ssl_search_batches_follow_search_cross_modal(tmp_path, share):
     run = Run(str(tmp_path / "run"), RunConfig(search_cross_modal=share, batch_size=64),
               verbose=0, dataset=load_dataset("mfeat"))
     run.start()
-    pipeline = run._search_data(run._begin("search"))[0]
+    pipeline = DartsSearch()._search_data(run, run._begin("search"))[0]
     view1, view2 = next(iter(pipeline(run.splits.search_train, 0)))
     blank1 = np.stack([np.abs(view1[k].numpy()).reshape(64, -1).sum(axis=1) == 0
                        for k in view1], axis=1)
