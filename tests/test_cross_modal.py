@@ -98,3 +98,29 @@ def test_ssl_search_batches_follow_search_cross_modal(tmp_path, share):
         assert not blank1.any() and not blank2.any()
     # Pretraining keeps SimCLR's views: the share is the search's alone.
     assert run.augment_config.cross_modal == 0
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_pretraining_views_follow_pretrain_cross_modal(tmp_path_factory, tmp_path,
+                                                       monkeypatch, share):
+    import dataclasses
+    from ssnas_tf.workflow import steps
+    from test_pipeline import TINY, copy_run, finished_tiny_run
+    source, _ = finished_tiny_run(tmp_path_factory)
+    directory = copy_run(source, tmp_path / "run")
+    seen = []
+
+    def capture(dataset, index, batch_size, augment_config, *args, **kwargs):
+        seen.append(augment_config)
+        raise _Captured
+
+    monkeypatch.setattr(steps, "view_pairs", capture)
+    run = Run(directory, dataclasses.replace(TINY, pretrain_cross_modal=share), verbose=0)
+    with pytest.raises(_Captured):
+        steps.ContrastivePretrain()(run)
+    assert [a.cross_modal for a in seen] == [share]
+    assert seen[0].overrides == run.augment_config.overrides  # otherwise the run's
