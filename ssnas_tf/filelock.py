@@ -57,7 +57,7 @@ class FileLock:
                 continue
             # The holder may have removed the file after we opened it: then
             # our lock is on a dead inode, and we try again on the new file.
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 break
             os.close(fd)
         os.ftruncate(fd, 0)
@@ -83,7 +83,9 @@ class FileLock:
         return False
 
 
-def _same_file(fd, path):
+def same_file(fd, path):
+    """Whether the open file `fd` is still the file at `path` (not removed or
+    replaced by another process's lock file)."""
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -92,4 +94,4 @@ def _same_file(fd, path):
     return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
 
 
-__all__ = ["FileLock", "FileLockTimeout"]
+__all__ = ["FileLock", "FileLockTimeout", "same_file"]

@@ -11,6 +11,7 @@ import fcntl
 import os
 
 from ssnas_tf.errors import RunLockedError
+from ssnas_tf.filelock import same_file
 
 
 class RunLock:
@@ -48,7 +49,7 @@ class RunLock:
                     f"lock file {self.path}); wait for it to finish or stop it") from None
             # The holder we waited on may have removed the file meanwhile: then
             # our lock is on a dead inode, and we try again on the new file.
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 break
             os.close(fd)
         os.ftruncate(fd, 0)
@@ -73,11 +74,3 @@ class RunLock:
         self.release()
         return False
 
-
-def _same_file(fd, path):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    own = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)
