@@ -1,5 +1,5 @@
-"""What makes RandomNet's raw-input networks trainable at small budgets:
-normalised inputs and ops, a floor on a trial's steps (`tuners.search`)."""
+"""RandomNet at small budgets: optional normalised inputs and ops, a floor on
+a trial's steps (`tuners.search`), Adam 1e-3 by default."""
 
 import re
 
@@ -21,9 +21,11 @@ def _layers(model, cls):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_sampled_networks_normalise_inputs_and_every_weighted_op(seed):
-    arch = sample_architecture(KINDS, seed)
+def test_normalised_networks_normalise_inputs_and_every_weighted_op(seed):
+    arch = sample_architecture(KINDS, seed, normalization=True)
     assert arch["normalization"] is True
+    assert sample_architecture(KINDS, seed, normalization=False) == {
+        k: v for k, v in arch.items() if k != "normalization"}
     stats = {"img": (np.array([0.3], "float32"), np.array([0.04], "float32")),
              "vec": (np.zeros(5, "float32"), np.ones(5, "float32"))}
     model = build_randomnet(arch, SHAPES, 3, stats)
@@ -39,9 +41,9 @@ def test_sampled_networks_normalise_inputs_and_every_weighted_op(seed):
     assert np.allclose(img_norm(x), (0.5 - 0.3) / 0.2, atol=1e-5)
 
 
-def test_architectures_saved_without_the_field_build_as_before():
-    arch = sample_architecture(KINDS, 0)
-    del arch["normalization"]
+def test_architectures_without_the_field_have_no_normalisation():
+    arch = sample_architecture(KINDS, 0)  # the default, and every older file
+    assert "normalization" not in arch
     model = build_randomnet(arch, SHAPES, 3)
     assert not _layers(model, keras.layers.BatchNormalization)
     assert "img_norm" not in {l.name for l in model.layers}
