@@ -48,11 +48,8 @@ class FileLock:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                self._busy(fd, deadline)
                 os.close(fd)
-                if deadline is not None and time.monotonic() > deadline:
-                    raise FileLockTimeout(
-                        f"{self.path} is still locked by another process after "
-                        f"{self.timeout} s") from None
                 time.sleep(self.poll)
                 continue
             # The holder may have removed the file after we opened it: then
@@ -64,6 +61,14 @@ class FileLock:
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
         self._fd = fd
         return self
+
+    def _busy(self, fd, deadline):
+        """Called while another process holds the lock (`fd` is our open,
+        unlocked file): raises to stop waiting. Subclasses may refuse at once."""
+        if deadline is not None and time.monotonic() > deadline:
+            os.close(fd)
+            raise FileLockTimeout(f"{self.path} is still locked by another process "
+                                  f"after {self.timeout} s") from None
 
     def release(self):
         if self._fd is None:

@@ -7,14 +7,13 @@ removes the file (and the directory, if the lock created it and it is still
 empty), so a failed command leaves the directory as it was.
 """
 
-import fcntl
 import os
 
 from ssnas_tf.errors import RunLockedError
-from ssnas_tf.filelock import same_file
+from ssnas_tf.filelock import FileLock
 
 
-class RunLock:
+class RunLock(FileLock):
     """Context manager holding the lock of `directory` (created if needed).
 
     Args:
@@ -29,48 +28,26 @@ class RunLock:
     """
 
     def __init__(self, directory):
-        self.path = os.path.join(directory, ".lock")
-        self._fd = None
+        super().__init__(os.path.join(directory, ".lock"))
         self._created = False
 
     def acquire(self):
+        self._created = not os.path.isdir(os.path.dirname(self.path) or ".")
+        return super().acquire()
+
+    def _busy(self, fd, deadline):
+        # Refuse at once, naming the holder, instead of waiting.
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
         directory = os.path.dirname(self.path) or "."
-        self._created = not os.path.isdir(directory)
-        os.makedirs(directory, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
-                os.close(fd)
-                raise RunLockedError(
-                    f"{directory} is in use by another ssnas process (pid {holder}, "
-                    f"lock file {self.path}); wait for it to finish or stop it") from None
-            # The holder we waited on may have removed the file meanwhile: then
-            # our lock is on a dead inode, and we try again on the new file.
-            if same_file(fd, self.path):
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        self._fd = fd
-        return self
+        raise RunLockedError(
+            f"{directory} is in use by another ssnas process (pid {holder}, "
+            f"lock file {self.path}); wait for it to finish or stop it") from None
 
     def release(self):
         if self._fd is None:
             return
-        os.remove(self.path)
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
+        super().release()
         directory = os.path.dirname(self.path) or "."
         if self._created and not os.listdir(directory):
             os.rmdir(directory)
-
-    def __enter__(self):
-        return self.acquire()
-
-    def __exit__(self, *exc):
-        self.release()
-        return False
-
