@@ -68,6 +68,8 @@ class _CategoryClock:
 
     def __init__(self):
         self.totals = collections.Counter()
+        self.calls = collections.Counter()  # calls per category
+        self.traced = collections.Counter()  # traces per function name
         self.stack = ["other"]
         self.since = time.perf_counter()
 
@@ -86,6 +88,9 @@ class _CategoryClock:
         original = getattr(owner, name)
 
         def timed(*args, **kwargs):
+            self.calls[category] += 1
+            if category == "tracing":
+                self.traced[str(args[0] if args else kwargs.get("name"))] += 1
             outer = self.stack[-1]
             self._switch(outer if outer in self.STICKY else category)
             try:
@@ -99,7 +104,10 @@ class _CategoryClock:
         self._switch(self.stack[-1])
         self._leave()
         taken = {k: round(v, 2) for k, v in self.totals.items() if v >= 0.005}
-        self.totals.clear()
+        taken["calls"] = dict(self.calls)
+        taken["traced"] = dict(self.traced)
+        for counter in (self.totals, self.calls, self.traced):
+            counter.clear()
         return taken
 
 
@@ -142,7 +150,7 @@ def profile(extra):
                 getattr(run, _METHODS.get(step, step))()
             line = {"step": step, "wall_s": round(time.perf_counter() - start, 2),
                     "cpu_s": round(time.process_time() - cpu, 2), **clock.take()}
-            total.update({k: v for k, v in line.items() if k != "step"})
+            total.update({k: v for k, v in line.items() if isinstance(v, float)})
             print(json.dumps(line), flush=True)
         print(json.dumps({"step": "total", **{k: round(v, 2) for k, v in total.items()}}))
 
