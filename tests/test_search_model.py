@@ -11,6 +11,8 @@ from ssnas_tf.ssl.losses import NTXent, nt_xent, positive_retrieval_accuracy
 from ssnas_tf.nas.architect import SearchModel, add_l2, reference_optimizers
 from ssnas_tf.ssl.contrastive_model import stack_views
 from ssnas_tf.nas.model_search import SearchNetwork
+from ssnas_tf.nas.callbacks import HeldOutLoss
+from helpers import randomise_weights
 
 N, L, C = 4, 4, 8
 NUM_CLASSES = 3
@@ -325,3 +327,36 @@ def test_schedule_advances_with_the_weight_optimizer_steps():
         model.train_step((_batch(rng, "ssl"), _batch(rng, "ssl")))
     lr = float(model.optimizer.learning_rate)
     np.testing.assert_allclose(lr, _sgdr(3, 2, 1e-2, 1e-6), rtol=1e-5)
+
+
+# ------------------------------------------------ held-out selection loss, one call
+
+
+def _held_out(rng, objective, batches=3):
+    parts = [_batch(rng, objective) for _ in range(batches)]
+    stacked = tf.nest.map_structure(lambda *xs: np.concatenate(xs), *parts)
+    return tf.data.Dataset.from_tensor_slices(stacked).batch(N)
+
+
+@pytest.mark.parametrize("objective", ["ssl", "supervised"])
+def test_held_out_loss_is_what_keras_evaluate_reports(objective):
+    rng = np.random.default_rng(12)
+    model = _model(objective)
+    _compile(model)
+    held_out = _held_out(rng, objective)
+    scorer = HeldOutLoss(held_out, 3)
+    for _ in range(2):  # the second round: other weights, the same traced function
+        expected = model.evaluate(held_out, verbose=0, return_dict=True)
+        first, second = scorer(model), scorer(model)
+        assert first == second  # every pass reads the same batches
+        assert set(first) == ({"loss", "pair_accuracy"} if objective == "ssl" else {"loss"})
+        for key, value in first.items():
+            np.testing.assert_allclose(value, expected[key], rtol=1e-5, atol=1e-6)
+        randomise_weights(model.head, rng)
+    assert scorer(model)["loss"] != pytest.approx(expected["loss"], rel=1e-3)
+
+
+def test_held_out_loss_refuses_a_pass_of_another_length():
+    held_out = _held_out(np.random.default_rng(0), "ssl")
+    with pytest.raises(ValueError, match="3 batches, not steps=2"):
+        HeldOutLoss(held_out, 2)

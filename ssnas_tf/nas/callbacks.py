@@ -4,6 +4,7 @@ import json
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ssnas_tf.atomic import atomic_append_line, atomic_write_text
 from ssnas_tf.nas.derive import derive_genotype
@@ -84,3 +85,60 @@ class GenotypeTracker(keras.callbacks.Callback):
             # Drops epochs logged after the state was saved (an interrupted epoch).
             atomic_write_text(self.log_path,
                               "".join(json.dumps(r) + "\n" for r in self.history))
+
+
+class HeldOutLoss:
+    """Mean objective loss of a model on fixed held-out batches, in one call.
+
+    Computes what `model.evaluate(held_out)` reports as `loss` (and
+    `pair_accuracy`, under the ssl objective): the mean over the batches of
+    `model.objective_loss(batch, training=False)`. Keras' `evaluate` builds a
+    new iterator over the held-out pipeline every epoch; this keeps one
+    iterator over `held_out.repeat()` and one traced function for the whole
+    search. The held-out batches must be the same on every pass (a pipeline
+    seeded per batch, as `view_pairs` is); a pass is exactly `steps` batches.
+
+    Under a `tf.distribute` strategy other than the default, it falls back to
+    `model.evaluate`, which splits batches across replicas.
+
+    Args:
+        held_out: a finite `tf.data.Dataset` of the objective's batches.
+        steps: the number of batches in `held_out`.
+    """
+
+    def __init__(self, held_out, steps):
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        known = int(held_out.cardinality())
+        if known >= 0 and known != steps:  # a pass must start where the last one did
+            raise ValueError(f"held_out has {known} batches, not steps={steps}")
+        self.held_out, self.steps = held_out, steps
+        self._iterator = self._function = None
+
+    def __call__(self, model):
+        """{"loss": mean loss[, "pair_accuracy": mean accuracy]} of `model`."""
+        if (tf.distribute.has_strategy()
+                or model.distribute_strategy is not tf.distribute.get_strategy()):
+            return model.evaluate(self.held_out, steps=self.steps, verbose=0,
+                                  return_dict=True)
+        if self._function is None:
+            self._iterator = iter(self.held_out.repeat())
+            self._function = tf.function(self._pass(model))
+        loss, accuracy = (None if v is None else float(v)
+                          for v in self._function(self._iterator))
+        return {"loss": loss} if accuracy is None else {"loss": loss,
+                                                        "pair_accuracy": accuracy}
+
+    def _pass(self, model):
+        steps = self.steps
+        with_accuracy = model.objective == "ssl"  # the pair accuracy of the views
+
+        def mean_over_pass(iterator):
+            loss_sum = accuracy_sum = tf.constant(0.0, tf.float32)
+            for _ in tf.range(steps):
+                loss, accuracy = model.objective_loss(next(iterator), training=False)
+                loss_sum += tf.cast(loss, tf.float32)
+                if with_accuracy:
+                    accuracy_sum += tf.cast(accuracy, tf.float32)
+            return loss_sum / steps, (accuracy_sum / steps if with_accuracy else None)
+        return mean_over_pass

@@ -31,7 +31,7 @@ from ssnas_tf.data.pipelines import (labeled_batches, model_inputs, steps_per_ep
                                      view_pairs)
 from ssnas_tf.errors import RunError
 from ssnas_tf.nas.architect import SearchModel, reference_optimizers
-from ssnas_tf.nas.callbacks import GenotypeTracker
+from ssnas_tf.nas.callbacks import GenotypeTracker, HeldOutLoss
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
@@ -275,13 +275,18 @@ class DartsSearch(Step):
                 return view_pairs(ds, index, c.batch_size, augment, seed, epoch,
                                   cap, deterministic=c.deterministic)
             # Fixed views of the held-out select part score each epoch's
-            # architecture: the pipeline is deterministic, so each epoch
+            # architecture: the pipeline is seeded per batch, so each pass
             # recomputes the same views (a .cache() would hold them in memory).
-            held_out = pipeline(selection, seeds.seed("select_data")).take(
-                steps_per_epoch(len(selection), c.batch_size, cap))
-            tracker = GenotypeTracker(lambda m, logs: logs["val_loss"], mode="min",
-                                      log_path=log_path)
-            return (pipeline, steps, tracker, dict(validation_data=held_out),
+            select_steps = steps_per_epoch(len(selection), c.batch_size, cap)
+            scorer = HeldOutLoss(pipeline(selection, seeds.seed("select_data")).take(
+                select_steps), select_steps)
+
+            def held_out_loss(model, logs):
+                # Logged as fit's validation would be (History, TensorBoard).
+                logs.update({f"val_{k}": v for k, v in scorer(model).items()})
+                return logs["val_loss"]
+            tracker = GenotypeTracker(held_out_loss, mode="min", log_path=log_path)
+            return (pipeline, steps, tracker, {},
                     f"contrastive loss on {where} (lower is better)")
 
         def pipeline(index, seed, epoch=0):
