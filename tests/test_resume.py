@@ -197,3 +197,58 @@ def test_finished_steps_need_their_artifacts(tmp_path):
     (tmp_path / "backbones.keras").write_text("")
     # search's genotype.json is gone: it reruns; a skipped pretrain has no encoder.
     assert finished_steps(str(results)) == {"backbones", "pretrain", "evaluate"}
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_checkpoints_every_min_seconds_and_a_resume_from_an_earlier_epoch(tmp_path,
+                                                                         monkeypatch):
+    """With a long interval only the first and last epochs are saved; killed
+    after epoch 3, the run resumes from epoch 1 and ends as an uninterrupted one."""
+    from ssnas_tf.workflow import checkpoint as checkpoint_lib, resume
+    saved = []
+    real_save = checkpoint_lib.save_checkpoint
+
+    def recording_save(path, model, optimizers, state, exclude=()):
+        saved.append(state["epoch"])
+        real_save(path, model, optimizers, state, exclude)
+    monkeypatch.setattr(checkpoint_lib, "save_checkpoint", recording_save)
+    monkeypatch.setattr(resume, "CHECKPOINT_SECONDS", 3600.0)
+    whole, _ = _fit(_model(), tmp_path / "whole", EPOCHS)
+    assert saved == [1, EPOCHS]
+    reference = _state(whole.model)
+
+    def kill(epoch, logs):
+        if epoch + 1 == 3:
+            raise _Killed
+    model, saved[:] = _model(), []
+    tracker = GenotypeTracker(lambda m, logs: logs["loss"],
+                              log_path=str(tmp_path / "cut" / "log"), verbose=False)
+    checkpoint = StepCheckpoint(str(tmp_path / "cut"), "search", model,
+                                {"optimizer": model.optimizer,
+                                 "arch_optimizer": model.arch_optimizer}, tracker=tracker)
+    with pytest.raises(_Killed):
+        model.fit(_data(0)(0), epochs=EPOCHS, steps_per_epoch=STEPS, verbose=0,
+                  callbacks=[tracker, checkpoint.callback(),
+                             keras.callbacks.LambdaCallback(on_epoch_end=kill)])
+    assert saved == [1]
+    resumed, start = _fit(_model(), tmp_path / "cut", EPOCHS, initial_epoch=None)
+    assert start == 1
+    for got, want in zip(_state(resumed.model), reference):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert resumed.best_genotype == whole.best_genotype
+
+
+def test_checkpoints_every_epoch_without_an_interval(tmp_path, monkeypatch):
+    from ssnas_tf.workflow import checkpoint as checkpoint_lib, resume
+    saved = []
+    real_save = checkpoint_lib.save_checkpoint
+    monkeypatch.setattr(checkpoint_lib, "save_checkpoint",
+                        lambda path, model, optimizers, state, exclude=():
+                        saved.append(state["epoch"]) or real_save(path, model, optimizers,
+                                                                  state, exclude))
+    monkeypatch.setattr(resume, "CHECKPOINT_SECONDS", 0.0)
+    _fit(_model(), tmp_path, EPOCHS)
+    assert saved == [1, 2, 3, 4]

@@ -3,7 +3,7 @@
 `keras.callbacks.BackupAndRestore` restores only `model.optimizer` and skips an
 unbuilt second optimizer without a word, so the architecture optimizer of
 `SearchModel` would restart from zero. `EpochCheckpoint` instead saves, after
-every epoch and in one atomically replaced `.npz` file: the model's variables
+every epoch (or every `min_seconds`) and in one atomically replaced `.npz` file: the model's variables
 (weights, alpha/beta/gamma, BatchNorm statistics, dropout seed states), the
 variables of every optimizer it is given (step counts and slots), and a JSON
 state from the caller (e.g. the genotype tracker's best-so-far).
@@ -12,6 +12,7 @@ state from the caller (e.g. the genotype tracker's best-so-far).
 
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -43,6 +44,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state_fn: optional `state_fn() -> dict` (JSON-able), saved alongside.
         exclude: layers whose variables are not saved (frozen backbones).
             Defaults to ().
+        min_seconds: after the first epoch of a `fit`, skip saving until this
+            many seconds have passed since the last save; the last epoch is
+            always saved. A resume then repeats at most that much training.
+            Defaults to 0 (every epoch).
 
     Example:
     >>> ckpt = EpochCheckpoint("ckpt.npz", {"optimizer": model.optimizer})
@@ -51,16 +56,27 @@ class EpochCheckpoint(keras.callbacks.Callback):
     ...           callbacks=[ckpt])
     """
 
-    def __init__(self, path, optimizers, state_fn=None, exclude=()):
+    def __init__(self, path, optimizers, state_fn=None, exclude=(), min_seconds=0.0):
         super().__init__()
         self.path = path
         self.optimizers = dict(optimizers)
         self.state_fn = state_fn
         self.exclude = tuple(exclude)
+        self.min_seconds = min_seconds
+        self._last_save = None
+
+    def on_train_begin(self, logs=None):
+        self._last_save = None  # the first epoch of every fit is saved
 
     def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 >= self.params.get("epochs", epoch + 1)
+        now = time.monotonic()
+        if (self._last_save is not None and not last
+                and now - self._last_save < self.min_seconds):
+            return
         state = {"epoch": epoch + 1, **(self.state_fn() if self.state_fn else {})}
         save_checkpoint(self.path, self.model, self.optimizers, state, self.exclude)
+        self._last_save = time.monotonic()
 
 
 def save_checkpoint(path, model, optimizers, state, exclude=()):

@@ -2,8 +2,9 @@
 
 A step is finished when its entry is in `results.json`'s `seconds` (written
 after its artifacts) and its artifact still exists. A step that was interrupted
-continues from its last finished epoch: `StepCheckpoint` saves the whole
-training state after every epoch into `DIR/checkpoints/<step>.npz` and removes
+continues from its last saved epoch: `StepCheckpoint` saves the whole
+training state after the first epoch, then at most every `CHECKPOINT_SECONDS`
+and after the last epoch, into `DIR/checkpoints/<step>.npz` and removes
 it when the step finishes. The backbone step pretrains one modality after the
 other: `BackboneCheckpoints` keeps the backbones of the finished modalities
 and a `StepCheckpoint` per epoch of the one in training.
@@ -17,6 +18,9 @@ from ssnas_tf.workflow.checkpoint import (EpochCheckpoint, restore_checkpoint,
                                           save_checkpoint)
 
 CHECKPOINT_DIR = "checkpoints"
+# Saving every epoch cost 2 of the default finetune's 9.5 s (60 short epochs);
+# a resume repeats at most this much training, seeded as before.
+CHECKPOINT_SECONDS = 5.0
 
 
 def config_differences(old, new):
@@ -89,7 +93,8 @@ class StepCheckpoint:
     def callback(self):
         """The Keras callback that writes the checkpoint; put it last in the list."""
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        return EpochCheckpoint(self.path, self.optimizers, self._state, self.exclude)
+        return EpochCheckpoint(self.path, self.optimizers, self._state, self.exclude,
+                               min_seconds=CHECKPOINT_SECONDS)
 
     def finish(self):
         """Removes the checkpoint once the step's artifacts are written."""
