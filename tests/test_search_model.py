@@ -360,3 +360,15 @@ def test_held_out_loss_refuses_a_pass_of_another_length():
     held_out = _held_out(np.random.default_rng(0), "ssl")
     with pytest.raises(ValueError, match="3 batches, not steps=2"):
         HeldOutLoss(held_out, 2)
+
+
+def test_held_out_criterion_logs_validation_keys():
+    rng = np.random.default_rng(13)
+    model = _model("ssl")
+    _compile(model)
+    held_out = _held_out(rng, "ssl")
+    logs = {"loss": 1.0}
+    score = HeldOutLoss(held_out, 3).criterion(model, logs)
+    expected = model.evaluate(held_out, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "val_loss", "val_pair_accuracy"}
+    assert score == logs["val_loss"] == pytest.approx(expected["loss"], rel=1e-5)

@@ -129,6 +129,12 @@ class HeldOutLoss:
         return {"loss": loss} if accuracy is None else {"loss": loss,
                                                         "pair_accuracy": accuracy}
 
+    def criterion(self, model, logs):
+        """The mean loss, for `GenotypeTracker`; puts `val_loss` (and
+        `val_pair_accuracy`) into `logs` as fit's validation would."""
+        logs.update({f"val_{key}": value for key, value in self(model).items()})
+        return logs["val_loss"]
+
     def _pass(self, model):
         steps = self.steps
         with_accuracy = model.objective == "ssl"  # the pair accuracy of the views

@@ -69,7 +69,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._last_save = None  # the first epoch of every fit is saved
 
     def on_epoch_end(self, epoch, logs=None):
-        last = epoch + 1 >= self.params.get("epochs", epoch + 1)
+        total = (self.params or {}).get("epochs")  # unknown: save every epoch
+        last = total is None or epoch + 1 >= total
         now = time.monotonic()
         if (self._last_save is not None and not last
                 and now - self._last_save < self.min_seconds):

@@ -280,12 +280,7 @@ class DartsSearch(Step):
             select_steps = steps_per_epoch(len(selection), c.batch_size, cap)
             scorer = HeldOutLoss(pipeline(selection, seeds.seed("select_data")).take(
                 select_steps), select_steps)
-
-            def held_out_loss(model, logs):
-                # Logged as fit's validation would be (History, TensorBoard).
-                logs.update({f"val_{k}": v for k, v in scorer(model).items()})
-                return logs["val_loss"]
-            tracker = GenotypeTracker(held_out_loss, mode="min", log_path=log_path)
+            tracker = GenotypeTracker(scorer.criterion, mode="min", log_path=log_path)
             return (pipeline, steps, tracker, {},
                     f"contrastive loss on {where} (lower is better)")
 
