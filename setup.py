@@ -39,8 +39,9 @@ setup(
     extras_require={
         # nbclient + ipykernel execute the notebooks in the slow tests;
         # tensorflow-text only for the test that the export refuses its ops;
-        # matplotlib for the experiment figure.
-        "test": ["pytest>=7", "nbformat", "nbclient", "ipykernel",
+        # matplotlib for the experiment figure; pytest-xdist runs the tests
+        # in two processes (pytest.ini).
+        "test": ["pytest>=7", "pytest-xdist>=3.5", "nbformat", "nbclient", "ipykernel",
                  "tensorflow-text>=2.21,<2.22", "matplotlib"],
         # a pandas DataFrame as data: Run(..., dataset=frame), ssnas_tf.as_dataset
         "pandas": ["pandas"],

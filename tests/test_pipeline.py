@@ -4,8 +4,9 @@ CLI.
 
 The full step-by-step CLI runs (ssl and supervised) are marked slow; the
 default suite drives the CLI through finetune/evaluate/export on a copy of
-the finished run. The tiny ssl run is made once per pytest session (`finished_tiny_run`, also
-used by test_cli_errors.py) and never modified: tests that change a run
+the finished run. The tiny ssl run is made once per pytest session, shared by the xdist workers
+(`finished_tiny_run`, also used by test_cli_errors.py, test_predict.py and
+test_cross_modal.py) and never modified: tests that change a run
 directory work on a copy.
 """
 
@@ -28,6 +29,7 @@ from ssnas_tf.data.mfeat import PIX_PREPROCESSING
 from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.data.pipelines import to_model_inputs
 from ssnas_tf.workflow.run import Run
+from ssnas_tf.filelock import FileLock
 from ssnas_tf.data.splits import make_splits
 from ssnas_tf.seeds import derive_seed
 
@@ -59,9 +61,17 @@ def finished_tiny_run(tmp_path_factory):
     Treat the directory as read-only; copy it (`copy_run`) to change it.
     """
     if "ssl" not in _FINISHED:
-        directory = str(tmp_path_factory.mktemp("tiny_ssl") / "run")
-        results = Run(directory, TINY, verbose=0).run_all()
-        _FINISHED["ssl"] = (directory, results)
+        root = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            root = root.parent  # the folder all workers of this session share
+        shared = root / "tiny_ssl_shared"
+        # One worker trains it; the others wait for the lock, then read it.
+        with FileLock(str(root / "tiny_ssl_shared.lock")):
+            if not (shared / "finished").exists():
+                Run(str(shared / "run"), TINY, verbose=0).run_all()
+                (shared / "finished").write_text("")
+        _FINISHED["ssl"] = (str(shared / "run"),
+                            _read_json(str(shared / "run" / "results.json")))
     return _FINISHED["ssl"]
 
 
