@@ -13,6 +13,9 @@ overriding `Run`'s methods.
 A step class says whether it trains under the run's precision policy
 (`in_precision`) and in the scope of its `tf.distribute` strategy
 (`under_strategy`); `Run` enters both around the call.
+
+Length: the six steps of the main method and the fitting they share, each
+short; one module keeps them in the order they run.
 """
 
 import dataclasses
@@ -199,8 +202,13 @@ class DartsSearch(Step):
         model = self._search_model(run, backbones)
         network = model.network
         pipeline, steps, tracker, validation, criterion = self._search_data(run, seeds)
-        run._distributed(model)(
-            next(iter(pipeline(s.search_train, seeds.seed("train_data"))))[0])
+
+        def data(epoch):
+            return tf.data.Dataset.zip((
+                pipeline(s.search_train, seeds.seed("train_data"), epoch),
+                pipeline(s.search_valid, seeds.seed("valid_data"), epoch)))
+        first = data(0)  # built once (its map functions are traced), read twice
+        run._distributed(model)(next(iter(first))[0][0])
         model.compile(*reference_optimizers(steps, c.learning_rate, c.learning_rate * 1e-3,
                                             c.arch_learning_rate),
                       weight_decay=c.weight_decay, arch_weight_decay=c.arch_weight_decay,
@@ -213,9 +221,7 @@ class DartsSearch(Step):
              f"{len(s.search_train)} (weights) + {len(s.search_valid)} (architecture) "
              f"samples; genotype kept by {criterion}")
         checkpoint = fit_resumable(
-            run, "search", model, lambda epoch: tf.data.Dataset.zip((
-                pipeline(s.search_train, seeds.seed("train_data"), epoch),
-                pipeline(s.search_valid, seeds.seed("valid_data"), epoch))),
+            run, "search", model, lambda epoch: first if epoch == 0 else data(epoch),
             c.search_epochs, steps, {"optimizer": model.optimizer,
                                      "arch_optimizer": model.arch_optimizer},
             identity=None, tracker=tracker, **validation)
@@ -331,11 +337,14 @@ class ContrastivePretrain(Step):
             return view_pairs(ds, s.unlabeled, c.batch_size, augment,
                               seeds.seed("data"), epoch, c.max_steps_per_epoch,
                               deterministic=c.deterministic)
-        model(next(iter(pairs(0)))[0])
+        first = pairs(0)  # built once (its map functions are traced), read twice
+        model(next(iter(first))[0])
         model.compile(keras.optimizers.Adam(c.learning_rate), jit_compile=c.jit_compile)
         _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
              f"steps on {len(s.unlabeled)} unlabeled samples")
-        checkpoint = fit_resumable(run, "pretrain", model, pairs, c.pretrain_epochs, steps,
+        checkpoint = fit_resumable(run, "pretrain", model,
+                                   lambda epoch: first if epoch == 0 else pairs(epoch),
+                                   c.pretrain_epochs, steps,
                                    {"optimizer": model.optimizer}, genotype.to_dict())
         atomic_save_model(encoder, run.path("encoder.keras"))
         # The genotype the encoder was built from (it may come from --genotype);
