@@ -10,6 +10,7 @@ waveform itself.
 """
 
 import math
+import struct
 import wave
 from typing import Tuple
 
@@ -50,8 +51,9 @@ def read_wav(path) -> Tuple[np.ndarray, int]:
             channels, width = handle.getnchannels(), handle.getsampwidth()
             rate, frames = handle.getframerate(), handle.getnframes()
             data = handle.readframes(frames)
-    except (wave.Error, EOFError) as error:
-        raise AudioError(f"cannot read WAV file {path}: {error}") from None
+    except (wave.Error, EOFError, RuntimeError, ValueError, struct.error) as error:
+        # A truncated or malformed chunk raises RuntimeError or struct.error.
+        raise AudioError(f"cannot read WAV file {path}: {error!r}") from None
     if width not in (1, 2, 3, 4) or channels < 1:
         raise AudioError(f"WAV file {path}: {8 * width}-bit samples are not supported; "
                          f"expected 8-, 16-, 24- or 32-bit PCM")
