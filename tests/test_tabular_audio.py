@@ -240,3 +240,16 @@ def test_export_takes_raw_columns(tmp_path):
     np.testing.assert_allclose(got["probabilities"], tf.nn.softmax(want), rtol=1e-5)
     info = open(os.path.join(version, "serving_info.json")).read()
     assert '"nan_inputs": [\n    "age"\n  ]' in info
+
+
+def test_backbones_take_table_statistics_from_the_training_rows(tmp_path):
+    from ssnas_tf.backbones.small import build_backbones
+    path = tmp_path / "t.csv"
+    path.write_text("age,city,label\n1,Oslo,x\n3,Rome,y\n,Oslo,x\n1000,Rome,y\n")
+    data = load_csv(str(path))
+    model = build_backbones(data, np.array([0, 1, 2]), width=4)
+    encoder = model.get_layer("tabular_backbone").get_layer("tabular_encode")
+    # Row 3 (1000) is not a training row; row 2 is missing.
+    np.testing.assert_allclose(encoder.mean.numpy(), [2.0])
+    np.testing.assert_allclose(encoder.std.numpy(), [1.0])
+    assert encoder.column_types == ["numeric", "categorical"]
