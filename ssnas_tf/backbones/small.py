@@ -181,7 +181,8 @@ AUDIO_ADAPT_ROWS = 512  # training clips the log-mel statistics are taken from
 def _audio_backbone(modality, kind, data, width, sample_rate):
     _check_rank(modality, kind, data, 2, "(N, samples)")
     if not sample_rate:
-        raise ValueError(f"modality '{modality}': audio needs its sample_rate")
+        raise ValueError(f"modality '{modality}': audio needs its sample_rate (a "
+                         f"dataset's extras['audio_sample_rate'])")
     inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
     mel = LogMelSpectrogram(sample_rate, name=f"{modality}_log_mel")
     normalize = layers.Normalization(axis=None, name=f"{modality}_normalize")
