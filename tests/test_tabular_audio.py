@@ -240,6 +240,16 @@ def test_export_takes_raw_columns(tmp_path):
     np.testing.assert_allclose(got["probabilities"], tf.nn.softmax(want), rtol=1e-5)
     info = open(os.path.join(version, "serving_info.json")).read()
     assert '"nan_inputs": [\n    "age"\n  ]' in info
+    # `ssnas predict` on a CSV: the raw cells, the ids, bad cells by line.
+    from ssnas_tf.serving.predict import predict
+    new = tmp_path / "new.csv"
+    new.write_text("id,city,age\nA,Rome,\nB,Oslo,40\n")
+    result = predict(version, str(new))
+    assert result.ids.tolist() == ["A", "B"]
+    np.testing.assert_allclose(result.probabilities, got["probabilities"], rtol=1e-5)
+    new.write_text("id,city,age\nA,Rome,old\n")
+    with pytest.raises(DataError, match="line 2: column age: 'old' is not a number"):
+        predict(version, str(new))
 
 
 def test_backbones_take_table_statistics_from_the_training_rows(tmp_path):
