@@ -263,3 +263,23 @@ def test_backbones_take_table_statistics_from_the_training_rows(tmp_path):
     np.testing.assert_allclose(encoder.mean.numpy(), [2.0])
     np.testing.assert_allclose(encoder.std.numpy(), [1.0])
     assert encoder.column_types == ["numeric", "categorical"]
+
+
+def test_predict_reads_wav_at_the_models_rate_and_length(tmp_path):
+    from ssnas_tf.serving.export import export_classifier
+    from ssnas_tf.serving.predict import predict
+    inputs = keras.Input((800,), name="audio")
+    features = keras.layers.Flatten()(LogMelSpectrogram(8000, num_mel_bins=8)(inputs))
+    classifier = keras.Model({"audio": inputs}, keras.layers.Dense(2)(features))
+    version = export_classifier(classifier, {"audio": ((800,), "float32")}, ["a", "b"],
+                                tmp_path / "export", "clips",
+                                input_attributes={"audio": {"sample_rate": 8000}})
+    _wav(tmp_path / "ok.wav", np.full(3000, 0.1), 8000)  # longer: cut to 800
+    _wav(tmp_path / "fast.wav", np.full(800, 0.1), 16000)
+    clips = tmp_path / "clips.csv"
+    clips.write_text("id,audio\nfirst,ok.wav\nsecond,fast.wav\n")
+    with pytest.raises(DataError, match=r"line 3: audio file .*fast\.wav has sample rate "
+                                        r"16000 Hz, but the model was trained on 8000 Hz"):
+        predict(version, str(clips))
+    result = predict(version, str(clips), on_bad_rows="skip")
+    assert result.ids.tolist() == ["first"] and result.probabilities.shape == (1, 2)
