@@ -259,8 +259,8 @@ def _predict_parser(sub):
                         "directory (largest version) or a version directory")
     p.add_argument("--data", required=True, metavar="FILE_OR_DIR",
                    help="an .npz of named arrays (one per served input, optional "
-                        "'labels' and 'ids'), a .csv (image/text columns, label "
-                        "optional) or a dataset folder")
+                        "'labels' and 'ids'), a .csv (image/audio/text and table "
+                        "columns, label and id optional) or a dataset folder")
     p.add_argument("--dataset", default=None,
                    help="the dataset name (default: the one the export records)")
     p.add_argument("--output", default="predictions.csv",

@@ -5,7 +5,7 @@ backbones agree on them without importing each other. The array convention of
 each kind is in `ssnas_tf.data.base`.
 """
 
-MODALITY_KINDS = ("image", "vector", "spectrogram", "sequence", "text")
+MODALITY_KINDS = ("image", "vector", "spectrogram", "sequence", "text", "tabular", "audio")
 PAD_ID = 0  # token id of padding in `sequence` arrays
 MASK_ID = 1  # token id of a masked or out-of-vocabulary token
 

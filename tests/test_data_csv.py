@@ -144,12 +144,18 @@ def test_all_rows_skipped_raises(folder):
 @pytest.mark.parametrize("header, match", [
     ("image,text\n", "exactly one of the columns 'label'"),
     ("text,label,labels\n", "exactly one of the columns 'label'"),
-    ("id,label\n", "needs an 'image' or a 'text' column"),
+    ("id,label\n", "needs an 'image', 'audio' or 'text' column or table"),
+    ("id,extra,label\nfeature 1,x,a\n", None),
     ("text,text,label\n", "duplicate column names"),
     ("", "is empty"),
 ])
 def test_bad_header_raises(folder, header, match):
     path = _write_csv(folder, header)
+    if match is None:  # a table column is a feature: no error
+        assert load_csv(path).kinds == {"tabular": "tabular"}
+        with pytest.raises(DataError, match="needs an 'image'"):
+            load_csv(path, ignore="extra")  # the old behaviour: extra columns ignored
+        return
     with pytest.raises(DataError, match=match):
         load_csv(path)
 

@@ -84,16 +84,29 @@ def test_bad_kinds_are_named():
 def test_dataframe_columns():
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"height": [1.0, 2.0, 3.0, 4.0], "age": [3, 4, 5, 6],
-                          "review": ["good", "bad", "ok", "fine"],
+                          "colour": ["red", "blue", "red", "green"],
+                          "text": ["good", "bad", "ok", "fine"], "id": list("wxyz"),
                           "label": ["a", "b", "a", "b"]})
     data = as_dataset(frame)
-    assert data.kinds == {"review": "text", "tabular": "vector"}
-    assert data.inputs["tabular"].tolist() == [[1, 3], [2, 4], [3, 5], [4, 6]]
+    # `text` is text, every other column one `tabular` modality, `id` left out.
+    assert data.kinds == {"text": "text", "tabular": "tabular"}
+    assert data.inputs["tabular"][:, :2].tolist() == [[1, 3], [2, 4], [3, 5], [4, 6]]
+    colour = data.inputs["tabular"][:, 2]
+    assert colour[0] == colour[2] != colour[1] and 0 <= colour.min() <= colour.max() < 32
+    assert [c["type"] for c in data.extras["tabular_columns"]] == [
+        "numeric", "numeric", "categorical"]
+    assert data.extras["tabular_strings"][:, 0].tolist() == ["red", "blue", "red", "green"]
     assert data.label_names == ("a", "b") and data.labels.tolist() == [0, 1, 0, 1]
     multi = as_dataset(pd.DataFrame({"x": [1.0, 2.0], "labels": ["a|b", "b"]}))
     assert multi.multilabel and multi.labels.tolist() == [[1, 1], [0, 1]]
-    with pytest.raises(DataError, match="column 'height'.*1 NaN"):
-        as_dataset(frame.assign(height=[1.0, None, 2.0, 3.0]))
+    # A missing number is NaN (the backbone makes it 0 plus an indicator).
+    missing = as_dataset(frame.assign(height=[1.0, None, 2.0, 3.0]))
+    assert np.isnan(missing.inputs["tabular"][1, 0])
+    with pytest.raises(DataError, match="column 'height'.*infinite"):
+        as_dataset(frame.assign(height=[1.0, np.inf, 2.0, 3.0]))
+    split = as_dataset(frame.assign(split=["train", "train", "valid", "test"]))
+    assert split.splits["train"].tolist() == [0, 1] and "split" not in str(
+        split.extras["tabular_columns"])
     with pytest.raises(DataError, match="column 'when' has dtype"):
         as_dataset(frame.assign(when=pd.to_datetime(["2020-01-01"] * 4)))
 

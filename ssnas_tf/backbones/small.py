@@ -8,6 +8,8 @@ import tensorflow as tf
 from keras import layers
 
 from ssnas_tf.backbones.layers import BATCH_NORM, MaskedTokenMean, standardize_text
+from ssnas_tf.data.audio import SAMPLE_RATE_KEY, LogMelSpectrogram
+from ssnas_tf.data.tabular import COLUMNS_KEY, NUM_BUCKETS, NUMERIC, TABULAR, TabularEncoder
 from ssnas_tf.modalities import MASK_ID, MODALITY_KINDS
 
 
@@ -61,7 +63,9 @@ def _check_rank(modality, kind, data, rank, layout):
 def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
                    embedding=None, vocab_size: Optional[int] = None,
                    embed_dim: Optional[int] = None, max_tokens: int = 20000,
-                   max_length: int = 256, name: Optional[str] = None) -> keras.Model:
+                   max_length: int = 256, column_types: Optional[Sequence[str]] = None,
+                   sample_rate: Optional[int] = None,
+                   name: Optional[str] = None) -> keras.Model:
     """A small trainable backbone for one modality, with taps `{modality}_1/_2`.
 
     By kind (input as in `ssnas_tf.data.base`, images/spectrograms as float32
@@ -81,6 +85,12 @@ def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
     - `text`: raw strings (N,) -> `TextVectorization` (`standardize_text`,
       whitespace split, vocabulary adapted on `train_data`) ->
       `MaskedTokenMean` -> the vector MLP.
+    - `tabular`: float32 (N, C) table columns -> `TabularEncoder` (numeric
+      columns normalised on `train_data`, missing indicators, categories
+      one-hot) -> the vector MLP.
+    - `audio`: float32 (N, L) waveforms -> `LogMelSpectrogram` ->
+      `Normalization` (one mean/variance adapted on the training clips) ->
+      the CNN of `spectrogram`.
 
     Args:
         modality: modality name; names the input, the layers and the taps.
@@ -100,6 +110,9 @@ def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
         max_tokens: `text` only: vocabulary size cap, including pad and OOV.
             Defaults to 20000.
         max_length: `text` only: tokens kept per text. Defaults to 256.
+        column_types: `tabular` only: "numeric" / "categorical" per column.
+            Defaults to None (all numeric).
+        sample_rate: `audio` only: samples per second. Required for audio.
         name: model name. Defaults to None, meaning `f"{modality}_backbone"`.
 
     Returns:
@@ -126,6 +139,10 @@ def build_backbone(modality: str, kind: str, train_data, width: int = 64, *,
     elif kind == "sequence":
         inputs, taps = _sequence_backbone(modality, kind, data, width, embedding,
                                           vocab_size, embed_dim)
+    elif kind == "tabular":
+        inputs, taps = _tabular_backbone(modality, kind, data, width, column_types)
+    elif kind == "audio":
+        inputs, taps = _audio_backbone(modality, kind, data, width, sample_rate)
     else:
         inputs, taps = _text_backbone(modality, kind, data, width, embed_dim,
                                       max_tokens, max_length)
@@ -144,6 +161,33 @@ def _vector_backbone(modality, kind, data, width):
     normalize = layers.Normalization(name=f"{modality}_normalize")
     normalize.adapt(data.astype("float32"))
     return inputs, _mlp_taps(normalize(inputs), modality, width)
+
+
+def _tabular_backbone(modality, kind, data, width, column_types):
+    _check_rank(modality, kind, data, 2, "(N, C)")
+    column_types = list(column_types or [NUMERIC] * data.shape[1])
+    if len(column_types) != data.shape[1]:
+        raise ValueError(f"modality '{modality}': {len(column_types)} column types for "
+                         f"{data.shape[1]} columns")
+    inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
+    encoder = TabularEncoder(column_types, NUM_BUCKETS, name=f"{modality}_encode")
+    encoder.adapt(data)
+    return inputs, _mlp_taps(encoder(inputs), modality, width)
+
+
+AUDIO_ADAPT_ROWS = 512  # training clips the log-mel statistics are taken from
+
+
+def _audio_backbone(modality, kind, data, width, sample_rate):
+    _check_rank(modality, kind, data, 2, "(N, samples)")
+    if not sample_rate:
+        raise ValueError(f"modality '{modality}': audio needs its sample_rate (a "
+                         f"dataset's extras['audio_sample_rate'])")
+    inputs = keras.Input(data.shape[1:], dtype="float32", name=modality)
+    mel = LogMelSpectrogram(sample_rate, name=f"{modality}_log_mel")
+    normalize = layers.Normalization(axis=None, name=f"{modality}_normalize")
+    normalize.adapt(mel(data[:AUDIO_ADAPT_ROWS].astype("float32")))
+    return inputs, _cnn_taps(normalize(mel(inputs)), modality, width)
 
 
 def _sequence_backbone(modality, kind, data, width, embedding, vocab_size, embed_dim):
@@ -274,6 +318,10 @@ def _default_backbone(dataset, modality, index, width, options):
         kwargs["embedding"] = dataset.extras.get("embedding")
     elif kind != "sequence":
         kwargs.pop("embedding", None)
+    if kind == "tabular" and modality == TABULAR and COLUMNS_KEY in dataset.extras:
+        kwargs["column_types"] = [c["type"] for c in dataset.extras[COLUMNS_KEY]]
+    if kind == "audio":
+        kwargs.setdefault("sample_rate", dataset.extras.get(SAMPLE_RATE_KEY))
     # Maps only need their shape: one row, not the (maybe on-disk) images.
     rows = index[:1] if kind in ("image", "spectrogram") else index
     return build_backbone(modality, kind, dataset.inputs[modality][rows], width, **kwargs)

@@ -14,6 +14,8 @@ Modality kinds and their array conventions:
 | `spectrogram` | uint8 (N, T, F, 1) 0-255, or float32 in [0, 1] | time x frequency, one channel |
 | `sequence`    | int32 (N, T)                  | token ids, 0 = padding, 1 = mask/OOV   |
 | `text`        | object (N,) of str            | raw strings; vectorised inside the model |
+| `tabular`     | float32 (N, C)                | table columns: numbers (NaN = missing) and hashed categories (`ssnas_tf.data.tabular`) |
+| `audio`       | float32 (N, L) in [-1, 1]     | mono waveforms at `extras["audio_sample_rate"]`; log-mel inside the model |
 """
 
 import dataclasses

@@ -1,24 +1,35 @@
-"""Your own image + text data, listed in one CSV file.
+"""Your own data listed in one CSV file: images, audio, text and table columns.
 
-Columns (header row required, extra columns are ignored):
+Columns (header row required):
 
 | column   | content                                                        |
 |----------|----------------------------------------------------------------|
 | `image`  | image path, relative to the CSV file's folder                  |
+| `audio`  | WAV file path (PCM, mono or stereo), relative like `image`     |
 | `text`   | raw text                                                       |
 | `label`  | one class name per row (single-label), or                      |
 | `labels` | class names separated by a vertical bar (multi-label)          |
 | `split`  | optional: train, valid or test                                 |
+| `id`     | optional: the row's id, written into `ssnas predict`'s output  |
+| any other| a feature of the `tabular` modality (`ssnas_tf.data.tabular`)  |
 
-At least one of `image` and `text` must be present. A bad row (missing or
-undecodable image, empty label, empty text, wrong field count, unknown split) is
-reported with its line number in the file (the header is line 1): by default
-the load fails listing them; `on_bad_rows="skip"` drops them and prints the list.
+Every other column is a table feature: numeric when all its cells are numbers
+or empty (an empty cell, `nan` or `NA` is a missing value), else categorical.
+`ignore=a,b` leaves columns out, `categorical=c` makes a numeric-looking column
+a category. Audio clips are read with the `wave` module as float32 mono in
+[-1, 1], cut or zero-padded to `audio_seconds` (default 1.0) at the files'
+sample rate, which all files must share (`ssnas_tf.data.audio`).
 
-Image paths stay inside the CSV's folder (`ssnas_tf.data.confine`): an absolute
+At least one feature column must be present. A bad row (missing or
+undecodable image or WAV file, a WAV file at another sample rate, empty label,
+empty text, wrong field count, unknown split) is reported with its line number
+in the file (the header is line 1): by default the load fails listing them;
+`on_bad_rows="skip"` drops them and prints the list.
+
+Image and audio paths stay inside the CSV's folder (`ssnas_tf.data.confine`): an absolute
 path, a `..` that climbs out of the folder, or a symbolic link that resolves
 outside it is a bad row, so a CSV handed over by someone else cannot make the
-loader read other images on the machine. The option `image_root=DIR` (CLI:
+loader read other files on the machine. The option `image_root=DIR` (CLI:
 `--dataset-option image_root=DIR`) confines the paths to DIR instead, where
 absolute paths inside DIR are allowed too; relative paths are still relative
 to the CSV's folder. An image whose header declares more than `max_pixels`
@@ -34,6 +45,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
+from ssnas_tf.data import audio as audio_lib
+from ssnas_tf.data import tabular as tabular_lib
 from ssnas_tf.data.base import DataError, MultimodalDataset, SPLIT_NAMES
 from ssnas_tf.data.confine import (DEFAULT_MAX_PIXELS, PathError, PixelBudgetError,
                                    check_pixels, confined_path)
@@ -93,8 +106,9 @@ def _check_size(image_size) -> Tuple[int, int]:
     return height, width
 
 
-def _read_header(reader, path) -> Dict[str, int]:
-    """Column name -> position, after checking the required columns."""
+def _read_header(reader, path, options) -> Dict[str, int]:
+    """Column name -> position, after checking the required columns; sets
+    `options["table"]`, the table feature columns in file order."""
     header = [name.strip() for name in next(reader, [])]
     if not header:
         raise DataError(f"csv: {path} is empty; expected a header row")
@@ -105,9 +119,16 @@ def _read_header(reader, path) -> Dict[str, int]:
         raise DataError(f"csv: {path} needs exactly one of the columns 'label' "
                         f"(single-label) and 'labels' (multi-label, "
                         f"'|'-separated); header is {header}")
-    if "image" not in column and "text" not in column:
-        raise DataError(f"csv: {path} needs an 'image' or a 'text' column; "
-                        f"header is {header}")
+    unknown = sorted(set(options["ignore"] + options["categorical"]) - set(header))
+    if unknown:
+        raise DataError(f"csv: ignore/categorical name the columns {unknown}, which "
+                        f"{path} lacks; header is {header}")
+    options["table"] = [name for name in header
+                        if name not in tabular_lib.RESERVED_COLUMNS
+                        and name not in options["ignore"]]
+    if not options["table"] and not any(c in column for c in ("image", "audio", "text")):
+        raise DataError(f"csv: {path} needs an 'image', 'audio' or 'text' column or "
+                        f"table feature columns; header is {header}")
     return column
 
 
@@ -148,6 +169,14 @@ def _read_rows(reader, column, path, options):
                 reasons.append(reason)
             else:
                 row["image"] = image
+        if "audio" in column:
+            reason, clip = _row_audio(fields[column["audio"]].strip(), path, options,
+                                      number)
+            if reason:
+                reasons.append(reason)
+            else:
+                row["audio"] = clip
+        row["cells"] = [fields[column[name]] for name in options["table"]]
         if reasons:
             bad.append((number, "; ".join(reasons)))
         else:
@@ -175,6 +204,38 @@ def _row_image(name, path, options):
         return f"cannot decode image {image_path}: {error}", None
 
 
+def _row_audio(name, path, options, number):
+    """(None, waveform) or (reason, None) for the WAV path `name` of a row.
+
+    The first file read fixes the sample rate (`options["sample_rate"]`, and
+    `options["rate_source"]` says where it comes from) unless it is preset;
+    a file at another rate is a bad row. `options["audio_length"]`, when set,
+    is the number of samples kept, else `audio_seconds` at the file's rate."""
+    if not name:
+        return "empty audio path", None
+    try:
+        wav_path = pathlib.Path(confined_path(name, path.parent, options["image_root"],
+                                               option="image_root"))
+    except PathError as error:
+        return f"audio {error}", None
+    if not wav_path.is_file():
+        return f"audio file {path.parent / name} not found", None
+    try:
+        waveform, rate = audio_lib.read_wav(wav_path)
+    except (audio_lib.AudioError, OSError) as error:
+        return str(error), None
+    if options.get("sample_rate") is None:
+        options["sample_rate"] = rate
+        options["rate_source"] = f"line {number}'s file has"
+    elif rate != options["sample_rate"]:
+        return (f"audio file {wav_path} has sample rate {rate} Hz, but "
+                f"{options['rate_source']} {options['sample_rate']} Hz; all audio "
+                f"files need one sample rate"), None
+    length = options.get("audio_length") or audio_lib.num_samples(
+        options["audio_seconds"], rate)
+    return None, audio_lib.fit_length(waveform, length)
+
+
 def load_csv(data_dir=None, **options) -> MultimodalDataset:
     """Loads image and/or text samples listed in a CSV file.
 
@@ -192,10 +253,19 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
                 folder, and absolute paths are bad rows.
             `max_pixels`: images whose header declares more pixels are bad
                 rows (not decoded). Defaults to 2**26 (67,108,864).
+            `audio_seconds`: clip length kept (cut or zero-padded) at the
+                files' sample rate. Defaults to 1.0.
+            `ignore`: columns left out ("a,b" or a list). Defaults to none.
+            `categorical`: numeric-looking columns read as categories.
+                Defaults to none.
 
     Returns:
         A `MultimodalDataset` named after the file stem, with modalities "image"
-        (uint8 (N, H, W, 3)) and/or "text" (object (N,) of str), in that order.
+        (uint8 (N, H, W, 3)), "text" (object (N,) of str), "audio" (float32
+        (N, samples) waveforms, kind `audio`) and "tabular" (float32 (N, C),
+        kind `tabular`, see `ssnas_tf.data.tabular`), in that order, each when
+        its columns are present. `extras` then holds "audio_sample_rate",
+        "tabular_columns" and "tabular_strings".
         Label names are sorted; multi-label data (a `labels` column) gives int32
         multi-hot labels. `splits` comes from the `split` column, and is empty
         without one. `extras["skipped_rows"]` lists the dropped
@@ -228,9 +298,25 @@ def load_csv(data_dir=None, **options) -> MultimodalDataset:
     if "text" in column:
         inputs["text"] = np.array([row["text"] for row in rows], dtype=object)
         kinds["text"] = "text"
-    extras = {"skipped_rows": bad}
+    extras = {"skipped_rows": bad, "preprocessing": {}}
     if "image" in column:
-        extras["preprocessing"] = preprocessing_steps(image_size)
+        extras["preprocessing"].update(preprocessing_steps(image_size))
+    if "audio" in column:
+        inputs["audio"] = np.stack([row["audio"] for row in rows])
+        kinds["audio"] = "audio"
+        extras[audio_lib.SAMPLE_RATE_KEY] = options["sample_rate"]
+        extras["preprocessing"].update(audio_lib.preprocessing_steps(
+            options["audio_seconds"], options["sample_rate"]))
+    if options["table"]:
+        cells = {name: [row["cells"][i] for row in rows]
+                 for i, name in enumerate(options["table"])}
+        array, entries, strings = tabular_lib.build_table(
+            cells, options["categorical"], taken=list(inputs))
+        inputs[tabular_lib.TABULAR], kinds[tabular_lib.TABULAR] = array, "tabular"
+        extras[tabular_lib.COLUMNS_KEY] = entries
+        extras[tabular_lib.STRINGS_KEY] = strings
+    if not extras["preprocessing"]:
+        del extras["preprocessing"]
     return MultimodalDataset(
         name=path.stem, inputs=inputs, kinds=kinds, labels=labels,
         label_names=label_names, multilabel=multilabel,
@@ -243,7 +329,10 @@ def _check_options(options):
                "on_bad_rows": options.pop("on_bad_rows", "fail"),
                "allow_empty_text": options.pop("allow_empty_text", False),
                "image_root": options.pop("image_root", None),
-               "max_pixels": options.pop("max_pixels", DEFAULT_MAX_PIXELS)}
+               "max_pixels": options.pop("max_pixels", DEFAULT_MAX_PIXELS),
+               "audio_seconds": options.pop("audio_seconds", audio_lib.DEFAULT_SECONDS)}
+    checked["ignore"], checked["categorical"] = tabular_lib.check_column_options(
+        options.pop("ignore", None), options.pop("categorical", None))
     if options:
         raise DataError(f"csv: unknown option(s) {sorted(options)}; options are "
                         f"{', '.join(checked)}")
@@ -254,6 +343,9 @@ def _check_options(options):
     if root is not None:
         if not isinstance(root, (str, pathlib.PurePath)) or not os.path.isdir(root):
             raise DataError(f"csv: image_root must be an existing folder, got {root!r}")
+    seconds = checked["audio_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise DataError(f"csv: audio_seconds must be a positive number, got {seconds!r}")
     max_pixels = checked["max_pixels"]
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise DataError(f"csv: max_pixels must be a positive integer, got {max_pixels!r}")
@@ -263,8 +355,8 @@ def _check_options(options):
 def _csv_path(data_dir) -> pathlib.Path:
     if data_dir is None:
         raise DataError("csv: data_dir is required: the path to a CSV file with "
-                        "columns image and/or text, label or labels, and "
-                        "optionally split")
+                        "columns image, audio, text and/or table features, label "
+                        "or labels, and optionally split and id")
     path = pathlib.Path(data_dir)
     if path.is_dir():
         raise DataError(f"csv: {path} is a directory; pass the path of the CSV "
@@ -280,7 +372,7 @@ def _read_file(path, options):
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)
         try:
-            column = _read_header(reader, path)
+            column = _read_header(reader, path, options)
             rows, bad = _read_rows(reader, column, path, options)
         except (csv.Error, UnicodeDecodeError) as error:
             raise DataError(f"csv: {path}, line {reader.line_num}: cannot parse: "

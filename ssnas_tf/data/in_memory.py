@@ -10,9 +10,11 @@ and the `npz` loader (`load_dataset("npz", data_dir=FILE)`,
   `labels` ((N, K) multi-hot for multi-label data), and optional class names
   under `label_names`;
 - a pandas `DataFrame`: the `label` (or `labels`, `|`-separated names for
-  multi-label data) column gives the labels, each string column becomes a
-  `text` modality of its name, and all numeric columns together one `vector`
-  modality named `tabular`;
+  multi-label data) column gives the labels, a `text` column the `text`
+  modality, a `split` column the split (train, valid, test), an `id` column is
+  left out, and every other column is a feature of ONE `tabular` modality
+  (`ssnas_tf.data.tabular`: numbers, NaN = missing, and strings as
+  categories; normalised inside the backbone on the training rows);
 - a `tf.data.Dataset` of `(features_dict, label)` elements, batched or not: it
   is read once, batch by batch, into one array per feature (the dataset itself
   is not kept, so the data is held once, as arrays).
@@ -26,7 +28,9 @@ Kinds are inferred from dtype and rank unless `kinds=` names them:
 | integer (N, T)                  | `sequence` (token ids, 0 = padding) |
 | str, bytes or object (N,)       | `text`   |
 
-A `spectrogram` ((N, T, F, 1)) is never inferred: name it in `kinds`. Every
+A `spectrogram` ((N, T, F, 1)), an `audio` waveform ((N, L) float32 in
+[-1, 1]; set `extras["audio_sample_rate"]` on the result) and a `tabular`
+array are never inferred: name them in `kinds` (a DataFrame's `tabular` is). Every
 error is a `DataError` naming the array, column or shape at fault.
 """
 
@@ -34,13 +38,13 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from ssnas_tf.data.base import MultimodalDataset
+from ssnas_tf.data.base import MultimodalDataset, SPLIT_NAMES
+from ssnas_tf.data.tabular import COLUMNS_KEY, STRINGS_KEY, TABULAR, build_table
 from ssnas_tf.errors import DataError
 from ssnas_tf.modalities import MODALITY_KINDS
 
 LABEL_KEYS = ("label", "labels")
 LABEL_NAMES_KEY = "label_names"
-TABULAR = "tabular"  # the vector modality of a DataFrame's numeric columns
 READ_BATCH = 1024  # rows per batch when an unbatched tf.data.Dataset is read
 
 
@@ -75,8 +79,11 @@ def as_dataset(data, labels=None, kinds: Optional[Mapping[str, str]] = None,
     """
     if isinstance(data, MultimodalDataset):
         return data
+    extras, splits = {}, {}
     if _is_dataframe(data):
-        arrays, found_labels, found_names = _from_dataframe(data, name)
+        arrays, found_labels, found_names, found_kinds, extras, splits = \
+            _from_dataframe(data, name)
+        kinds = {**found_kinds, **(kinds or {})}
         if label_names is None:
             label_names = found_names
     elif _is_tf_dataset(data):
@@ -123,7 +130,8 @@ def as_dataset(data, labels=None, kinds: Optional[Mapping[str, str]] = None,
         inputs[key] = _convert(key, array, kind, name)
         kind_of[key] = kind
     return MultimodalDataset(name=name, inputs=inputs, kinds=kind_of, labels=label_array,
-                             label_names=label_names, multilabel=multilabel)
+                             label_names=label_names, multilabel=multilabel,
+                             splits=splits, extras=extras)
 
 
 def _is_dataframe(data) -> bool:
@@ -173,7 +181,8 @@ def _convert(key: str, array: np.ndarray, kind: str, name: str) -> np.ndarray:
         if array.ndim != 1 or not _is_text(array):
             raise DataError(f"{where}: text must be (N,) strings")
         return np.array([_to_str(v) for v in array], dtype=object)
-    rank = {"image": 4, "spectrogram": 4, "vector": 2, "sequence": 2}[kind]
+    rank = {"image": 4, "spectrogram": 4, "vector": 2, "sequence": 2, "tabular": 2,
+            "audio": 2}[kind]
     if kind == "spectrogram" and array.ndim == 3:
         array = array[..., None]
     if array.ndim != rank or array.dtype.kind not in "biuf":
@@ -189,7 +198,10 @@ def _convert(key: str, array: np.ndarray, kind: str, name: str) -> np.ndarray:
     if kind in ("image", "spectrogram") and array.dtype == np.uint8:
         return array
     array = array.astype(np.float32)
-    bad = ~np.isfinite(array)
+    if kind == "audio" and array.size and np.nanmax(np.abs(array)) > 1:
+        raise DataError(f"{where}: audio waveforms must lie in [-1, 1]")
+    # A tabular array marks missing values with NaN.
+    bad = np.isinf(array) if kind == "tabular" else ~np.isfinite(array)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
         raise DataError(f"{where}: {int(bad.sum())} NaN or infinite values (first in row "
@@ -243,6 +255,7 @@ def _labels(labels, label_names, name):
 
 
 def _from_dataframe(frame, name):
+    """(arrays, labels, label names, kinds, extras, splits) of a DataFrame."""
     columns = [str(c) for c in frame.columns]
     label_column = next((c for c in LABEL_KEYS if c in columns), None)
     labels = names = None
@@ -253,25 +266,45 @@ def _from_dataframe(frame, name):
     elif label_column == "label":
         labels = frame["label"].to_numpy()
     arrays: Dict[str, np.ndarray] = {}
-    numeric = []
+    kinds, extras, splits = {}, {}, {}
+    table = {}
     for column in columns:
-        if column == label_column:
+        if column == label_column or column == "id":
             continue
         values = frame[column].to_numpy()
-        if values.dtype.kind in "biuf":
-            bad = int((~np.isfinite(values.astype(np.float64))).sum())
-            if bad:
-                raise DataError(f"{name}: column '{column}' has {bad} NaN or infinite "
-                                f"values")
-            numeric.append(column)
-        elif _is_text(values):
-            arrays[column] = values
-        else:
+        if column in ("image", "audio"):
+            raise DataError(f"{name}: a DataFrame column '{column}' is not read; "
+                            f"pass {column}s as arrays (a dict) or use the csv loader")
+        if values.dtype.kind not in "biufOUS":
             raise DataError(f"{name}: column '{column}' has dtype {values.dtype}; "
                             f"expected numbers or strings")
-    if numeric:
-        arrays[TABULAR] = frame[numeric].to_numpy(dtype=np.float64)
-    return arrays, labels, names
+        if column == "text":
+            if not _is_text(values):
+                raise DataError(f"{name}: column 'text' must hold strings")
+            arrays["text"], kinds["text"] = values, "text"
+        elif column == "split":
+            found = np.array([_to_str(v).strip().lower() for v in values])
+            unknown = sorted(set(found) - set(SPLIT_NAMES))
+            if unknown:
+                raise DataError(f"{name}: column 'split' holds {unknown[:3]}; expected "
+                                f"{', '.join(SPLIT_NAMES)}")
+            splits = {s: np.flatnonzero(found == s).astype(np.int64)
+                      for s in SPLIT_NAMES if np.any(found == s)}
+        else:
+            if values.dtype.kind in "fc" and np.isinf(values).any():
+                raise DataError(f"{name}: column '{column}' has {int(np.isinf(values).sum())} "
+                                f"infinite values (NaN marks a missing value)")
+            if values.dtype.kind == "O" and not all(
+                    v is None or isinstance(v, (str, bytes, int, float, np.number))
+                    for v in values):
+                raise DataError(f"{name}: column '{column}' has dtype {values.dtype}; "
+                                f"expected numbers or strings")
+            table[column] = values
+    if table:
+        array, entries, strings = build_table(table, taken=list(arrays))
+        arrays[TABULAR], kinds[TABULAR] = array, "tabular"
+        extras = {COLUMNS_KEY: entries, STRINGS_KEY: strings}
+    return arrays, labels, names, kinds, extras, splits
 
 
 def _from_tf_dataset(dataset, name):

@@ -38,12 +38,15 @@ def expected_shape(spec):
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
 
 
-def check_inputs(inputs, signature):
+def check_inputs(inputs, signature, nan_inputs=()):
     """Returns `inputs` unchanged, once the graph has checked them.
 
     Args:
         inputs: input name -> tensor, as the serving function receives them.
         signature: input name -> `tf.TensorSpec` with batch dimension None.
+        nan_inputs: float inputs where NaN is allowed (it means a missing
+            value, e.g. a numeric table column); inf is still refused.
+            Defaults to ().
 
     Returns:
         The same tensors, behind control dependencies on the checks, so the
@@ -61,8 +64,8 @@ def check_inputs(inputs, signature):
         batch_checks = [_check_batch(name, seen[name], names[0], seen[names[0]])
                         for name in names[1:]]
     with tf.control_dependencies(shape_checks + batch_checks):
-        value_checks = [_check_finite(name, seen[name]) for name in names
-                        if seen[name].dtype.is_floating]
+        value_checks = [_check_finite(name, seen[name], name in nan_inputs)
+                        for name in names if seen[name].dtype.is_floating]
     with tf.control_dependencies(shape_checks + batch_checks + value_checks):
         return {name: tf.identity(inputs[name]) for name in names}
 
@@ -102,8 +105,10 @@ def _check_batch(name, x, first_name, first):
         "inputs need the same batch size", (size, first_size)))
 
 
-def _check_finite(name, x):
+def _check_finite(name, x, nan_allowed=False):
     finite = tf.math.is_finite(x)
+    if nan_allowed:
+        finite = tf.logical_or(finite, tf.math.is_nan(x))
     ok = tf.reduce_all(finite)
 
     def message():
@@ -117,7 +122,8 @@ def _check_finite(name, x):
                        lambda: tf.strings.format(", ... ({} more rows)", more),
                        lambda: tf.constant(""))
         return tf.strings.join([
-            tf.strings.format(name + ": {} non-finite values (NaN or inf) in rows [",
+            tf.strings.format(name + (": {} infinite values in rows [" if nan_allowed
+                                      else ": {} non-finite values (NaN or inf) in rows ["),
                               count),
             shown, tail, "]"])
 

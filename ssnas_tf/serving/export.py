@@ -140,7 +140,8 @@ class ExportError(ValueError):
 def export_classifier(model, input_specs, label_names, export_root, model_name,
                       version=None, multilabel=False, threshold=0.5,
                       core_ops_only=True, preprocessing=None, extra_files=None,
-                      provenance=None, check_inputs=True, warmup_inputs=None):
+                      provenance=None, check_inputs=True, warmup_inputs=None,
+                      nan_inputs=(), input_attributes=None):
     """Writes `model` as version `version` of a TF Serving model, atomically.
 
     Args:
@@ -173,6 +174,12 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
             dimension) for TF Serving's warm-up requests and the request
             examples; `Run.export` passes held-out test samples. Defaults to
             None: one all-zero (empty-string) sample.
+        nan_inputs: float32 inputs that may hold NaN, meaning a missing value
+            (numeric table columns); the checks still refuse inf. Listed as
+            "nan_inputs" in `serving_info.json`. Defaults to ().
+        input_attributes: input name -> JSON-able facts merged into its
+            `serving_info.json` entry (e.g. the table column it reads, the
+            sample rate of a waveform). Defaults to None.
 
     Returns:
         The new version directory, `<export_root>/<model_name>/<version>`.
@@ -195,21 +202,33 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
     _check_model_name(model_name)
     preprocessing = _check_preprocessing(preprocessing, signature)
     files = _check_extra_files(extra_files)
-    warmup = _check_warmup_inputs(warmup_inputs, signature)
+    nan_inputs = tuple(nan_inputs)
+    warmup = _check_warmup_inputs(warmup_inputs, signature, nan_inputs)
+    bad = [n for n in nan_inputs if n not in signature or signature[n].dtype != tf.float32]
+    if bad:
+        raise ExportError(f"nan_inputs: {bad} are not float32 inputs")
+    attributes = dict(input_attributes or {})
+    if set(attributes) - set(signature):
+        raise ExportError(f"input_attributes: inputs {sorted(set(attributes) - set(signature))} "
+                          f"are not served")
     model_dir = os.path.join(os.fspath(export_root), model_name)
     os.makedirs(model_dir, exist_ok=True)
     version = _new_version(model_dir, model_name, version)
     version_dir = os.path.join(model_dir, str(version))
     tmp_dir = os.path.join(model_dir, f"{_TMP_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
-        _write_saved_model(tmp_dir, model, signature, task, core_ops_only, check_inputs)
+        _write_saved_model(tmp_dir, model, signature, task, core_ops_only, check_inputs,
+                           nan_inputs)
         batches = warmup_batches(warmup)
         write_warmup_file(tmp_dir, batches, model_name)
         write_request_examples(tmp_dir, batches[0], model_name)
         files[LABELS_FILE] = "".join(name + "\n" for name in label_names)
         info = _serving_info(model_name, version, signature, label_names, task,
                              preprocessing)
+        for name, facts in attributes.items():
+            info["inputs"][name].update(facts)
         info["checked_inputs"] = bool(check_inputs)
+        info["nan_inputs"] = list(nan_inputs)
         info["warmup"] = {"file": WARMUP_FILE, "batch_sizes": [
             len(next(iter(b.values()))) for b in batches],
             "samples": "given" if warmup_inputs is not None else "zeros"}
@@ -227,7 +246,7 @@ def export_classifier(model, input_specs, label_names, export_root, model_name,
     return version_dir
 
 
-def _check_warmup_inputs(warmup_inputs, signature):
+def _check_warmup_inputs(warmup_inputs, signature, nan_inputs=()):
     """The warm-up samples in the signature's dtypes; zeros when none are given."""
     spec = {name: (tuple(s.shape.as_list()[1:]), s.dtype.name)
             for name, s in signature.items()}
@@ -238,7 +257,7 @@ def _check_warmup_inputs(warmup_inputs, signature):
                           dtype=object if dtype == "string" else dtype)
             for name, (shape, dtype) in spec.items()}
     try:
-        checked = check_request(dict(warmup_inputs), spec)
+        checked = check_request(dict(warmup_inputs), spec, nan_inputs)
     except RequestError as error:
         raise ExportError(f"warmup_inputs: {error}") from None
     if not len(next(iter(checked.values()))):
@@ -304,10 +323,12 @@ def _new_version(model_dir, model_name, version):
     return version
 
 
-def _write_saved_model(directory, model, signature, task, core_ops_only, checked):
+def _write_saved_model(directory, model, signature, task, core_ops_only, checked,
+                       nan_inputs=()):
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint(SIGNATURE_NAME, _serving_fn(model, task, signature, checked),
+    archive.add_endpoint(SIGNATURE_NAME,
+                         _serving_fn(model, task, signature, checked, nan_inputs),
                          input_signature=[signature])
     archive.write_out(directory, verbose=False)
     if core_ops_only:
@@ -389,10 +410,10 @@ def _check_model_inputs(model, signature):
             f"inputs {sorted(inputs)}")
 
 
-def _serving_fn(model, task, signature, checked=True):
+def _serving_fn(model, task, signature, checked=True, nan_inputs=()):
     def serve(inputs):
         if checked:
-            inputs = check_inputs(inputs, signature)
+            inputs = check_inputs(inputs, signature, nan_inputs)
         features = {name: tf.cast(x, tf.float32) / 255.0 if x.dtype == tf.uint8 else x
                     for name, x in inputs.items()}
         logits = tf.cast(model(features, training=False), tf.float32)

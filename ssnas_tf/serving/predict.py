@@ -22,9 +22,12 @@ Inputs, by form:
   are ignored. For mfeat, `pix` may also be the raw (N, 240) 0-6 values of
   the embedded `mfeat.npz`. Optional: `labels` (class ids, or multi-hot
   (N, K)), `ids`.
-* `.csv`: the columns of `ssnas_tf.data.csv_files` (`image`, `text`), with
-  the label column (`label`, or `labels` for multi-label) optional. Images are
-  read at the size the model was trained on. Bad rows follow the loader's rules:
+* `.csv`: the columns of `ssnas_tf.data.csv_files` (`image`, `audio`,
+  `text` and the table columns the model reads), with the label column
+  (`label`, or `labels` for multi-label) optional. Images are read at the
+  size the model was trained on, WAV files cut or padded to its clip length
+  (and refused at another sample rate); numeric table cells may be empty
+  (missing). Bad rows follow the loader's rules:
   listed with their line numbers (`on_bad_rows="fail"`, the default) or
   dropped and listed on stderr (`on_bad_rows="skip"`).
 * a folder: a dataset in its published layout, read by the dataset's loader
@@ -250,7 +253,8 @@ def _load_samples(path, info, dataset, on_bad_rows, options):
     if suffix == ".npz":
         return _read_npz(path, info, dataset)
     if suffix == ".csv":
-        return _read_csv(path, info, on_bad_rows, options)
+        from ssnas_tf.serving.predict_csv import read_csv
+        return _Samples(*read_csv(path, info, on_bad_rows, options))
     raise DataError(f"--data {path}: unsupported input; expected a .csv file, an "
                     f".npz file of named arrays, or a dataset folder")
 
@@ -298,102 +302,6 @@ def _check_npz_labels(path, labels, n, info):
     if not info["multilabel"] and n and (labels.min() < 0 or labels.max() >= k):
         raise DataError(f"--data {path}: 'labels' holds class ids outside [0, {k})")
     return labels
-
-
-def _read_csv(path, info, on_bad_rows, options):
-    from ssnas_tf.data.csv_files import _format_bad_rows
-    served = info["inputs"]
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = [name.strip() for name in next(reader, [])]
-            if not header:
-                raise DataError(f"--data {path} is empty; expected a header row "
-                                f"with the columns {sorted(served)}")
-            column = {name: i for i, name in enumerate(header)}
-            missing = sorted(set(served) - set(column))
-            if missing:
-                raise DataError(
-                    f"--data {path}: the model reads the input(s) {sorted(served)}; "
-                    f"the columns {missing} are missing (header: {header})")
-            rows, bad = _csv_rows(reader, column, path, info, options)
-        except (csv.Error, UnicodeDecodeError) as error:
-            raise DataError(f"--data {path}, line {reader.line_num}: cannot parse: "
-                            f"{error}") from None
-    if bad and on_bad_rows == "fail":
-        raise DataError(f"{len(bad)} bad rows in {path} (pass --on-bad-rows skip to "
-                        f"drop them):\n{_format_bad_rows(bad)}")
-    if bad:
-        print(f"skipped {len(bad)} bad rows of {path}:\n{_format_bad_rows(bad)}",
-              file=sys.stderr)
-    if not rows:
-        raise DataError(f"--data {path} has no usable data rows")
-    inputs = {}
-    for name, spec in served.items():
-        values = [row[name] for row in rows]
-        inputs[name] = (np.array(values, dtype=object) if spec["dtype"] == "string"
-                        else np.stack(values))
-    label_column = "labels" if "labels" in column else "label" if "label" in column else None
-    labels = None
-    if label_column is not None:
-        k = len(info["label_names"])
-        if info["multilabel"]:
-            labels = np.zeros((len(rows), k), dtype=np.int32)
-            for i, row in enumerate(rows):
-                labels[i, row["labels"]] = 1
-        else:
-            labels = np.array([row["labels"][0] for row in rows], dtype=np.int64)
-    ids = np.array([row["id"] for row in rows], dtype=object)
-    return _Samples(ids, inputs, labels, bad)
-
-
-def _csv_rows(reader, column, path, info, options):
-    """Rows as dicts of the served inputs, and the bad `(line, reason)` pairs."""
-    from ssnas_tf.data.confine import DEFAULT_MAX_PIXELS
-    from ssnas_tf.data.csv_files import _row_image
-    index = {name: i for i, name in enumerate(info["label_names"])}
-    label_column = "labels" if "labels" in column else "label" if "label" in column else None
-    image_shape = info["inputs"].get("image", {}).get("shape")
-    image_options = {"image_root": options.get("image_root"),
-                     "image_size": tuple(image_shape[1:3]) if image_shape else None,
-                     "max_pixels": options.get("max_pixels", DEFAULT_MAX_PIXELS)}
-    rows, bad = [], []
-    previous_end = reader.line_num
-    for fields in reader:
-        number, previous_end = previous_end + 1, reader.line_num
-        if not fields:
-            continue
-        if len(fields) != len(column):
-            bad.append((number, f"{len(fields)} fields, the header has {len(column)}"))
-            continue
-        row, reasons = {"id": fields[column["id"]] if "id" in column else number}, []
-        if label_column is not None:
-            raw = fields[column[label_column]].strip()
-            names = ([n.strip() for n in raw.split("|") if n.strip()]
-                     if label_column == "labels" else [raw] if raw else [])
-            unknown = [n for n in names if n not in index]
-            if not names:
-                reasons.append(f"empty {label_column}")
-            elif unknown:
-                reasons.append(f"class {unknown[0]!r} is not one of the model's "
-                               f"classes {list(index)[:10]}")
-            row["labels"] = [index.get(n) for n in names]
-        if "text" in info["inputs"]:
-            row["text"] = fields[column["text"]]
-            if not row["text"].strip():
-                reasons.append("empty text")
-        if "image" in info["inputs"]:
-            # The CSV loader's rule: paths confined, pixel budget from the header.
-            reason, image = _row_image(fields[column["image"]].strip(), path, image_options)
-            if reason:
-                reasons.append(reason)
-            else:
-                row["image"] = image
-        if reasons:
-            bad.append((number, "; ".join(reasons)))
-        else:
-            rows.append(row)
-    return rows, bad
 
 
 def _check_present(inputs, info, data, dataset):

@@ -41,13 +41,15 @@ class RequestError(ValueError):
     """Inputs that the export would refuse; the message names the input."""
 
 
-def check_request(inputs, spec):
+def check_request(inputs, spec, nan_inputs=()):
     """Checks named arrays against an export's inputs before they are sent.
 
     Args:
         inputs: input name -> array with a leading batch dimension.
         spec: input name -> (per-sample shape, dtype name), e.g. from
             `input_spec(serving_info)`; None in a shape matches any size.
+        nan_inputs: inputs where NaN (a missing value) is allowed
+            (`serving_info["nan_inputs"]`). Defaults to ().
 
     Returns:
         input name -> array in the export's dtype (text as UTF-8 bytes).
@@ -76,9 +78,11 @@ def check_request(inputs, spec):
             raise RequestError(f"{name}: batch size {array.shape[0]}, but {batch[0]} "
                                f"has batch size {batch[1]}; all inputs need the same "
                                f"batch size")
-        if array.dtype.kind == "f" and array.size and not np.isfinite(array).all():
-            rows = np.flatnonzero(~np.isfinite(array.reshape(len(array), -1)).all(1))
-            count = int((~np.isfinite(array)).sum())
+        finite = (~np.isinf(array) if name in nan_inputs else np.isfinite(array)) \
+            if array.dtype.kind == "f" else None
+        if finite is not None and array.size and not finite.all():
+            rows = np.flatnonzero(~finite.reshape(len(array), -1).all(1))
+            count = int((~finite).sum())
             raise RequestError(f"{name}: {count} non-finite values (NaN or inf) in "
                                f"rows {rows[:10].tolist()}")
         out[name] = array

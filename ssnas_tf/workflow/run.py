@@ -264,7 +264,8 @@ class Run:
             c.external_fraction if c.backbone_pretraining == "external" else 0.0,
             c.labels_per_class)
         fingerprint = self._recorded_fingerprint = self._fingerprint()
-        maps = [m for m, k in self.dataset.kinds.items() if k in ("image", "spectrogram")]
+        maps = [m for m, k in self.dataset.kinds.items()
+                if k in ("image", "spectrogram", "audio")]
         if maps and math.isqrt(self.config.length) ** 2 != self.config.length:
             raise ConfigError(
                 f"--length {self.config.length}: the {maps} backbones give spatial "

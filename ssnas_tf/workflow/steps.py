@@ -83,16 +83,6 @@ def built_genotype(model, path):
                        f"classifier") from None
 
 
-def _serving_dtype(array, kind):
-    if kind == "text":
-        return "string"
-    if kind in ("image", "spectrogram") and array.dtype == np.uint8:
-        return "uint8"
-    if kind == "sequence":
-        return "int32"
-    return "float32"
-
-
 def fit_resumable(run, step, model, make_data, epochs, steps, optimizers, identity,
                   tracker=None, **fit_kwargs):
     """`model.fit` from the step's last checkpointed epoch in `run`'s
@@ -457,29 +447,27 @@ class Export(Step):
     def __call__(self, run, export_root=None, model_name=None, version=None):
         """Exports the classifier for TF Serving; returns the version dir."""
         from ssnas_tf.serving.export import export_classifier
-        from ssnas_tf.serving.preprocessing import describe_inputs, vocabulary_files
-        from ssnas_tf.serving.requests import warmup_samples
+        from ssnas_tf.serving.raw_inputs import serving_inputs
         c, ds = run.config, run.dataset
         run.splits  # the data must be the run's: labels and inputs go into the export
         start = time.perf_counter()
         classifier = self.classifier(run)
         export_root = export_root or run.path("export")
         model_name = model_name or f"ssnas_{c.dataset}"
-        specs = {name: (ds.inputs[name].shape[1:],
-                        _serving_dtype(ds.inputs[name], ds.kinds[name]))
-                 for name in classifier.input}
         if version is not None and os.path.exists(
                 os.path.join(export_root, model_name, str(version))):
             raise RunError(
                 f"{os.path.join(export_root, model_name, str(version))}: version "
                 f"{version} of '{model_name}' already exists; versions are never "
                 f"overwritten (pass another version, or None for the next one)")
+        # Table columns are served one by one, raw (ssnas_tf.serving.raw_inputs).
+        served = serving_inputs(classifier, ds, run.splits.test)
+        model = served.pop("model")
         version_dir = export_classifier(
-            classifier, specs, ds.label_names, export_root, model_name, version=version,
-            multilabel=run.task.multilabel, threshold=run.task.threshold,
-            preprocessing=describe_inputs(ds, specs), extra_files=vocabulary_files(ds, specs),
-            provenance=self.provenance(run, classifier),
-            warmup_inputs=warmup_samples(ds, run.splits.test, specs))
+            model, served.pop("input_specs"), ds.label_names, export_root, model_name,
+            version=version, multilabel=run.task.multilabel,
+            threshold=run.task.threshold, provenance=self.provenance(run, classifier),
+            **served)
         _log(f"[ssnas] export: {version_dir}")
         return run._record(export_dir=os.path.abspath(str(version_dir)),
                             seconds={"export": round(time.perf_counter() - start, 1)})

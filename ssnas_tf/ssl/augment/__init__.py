@@ -21,6 +21,9 @@ conventions):
 - `spectrogram`: SpecAugment-style time and frequency masks.
 - `sequence`: token masking, non-pad ids replaced by `MASK_ID`.
 - `text`: whitespace-token masking with `"[MASK]"` (core TensorFlow ops).
+- `tabular`: SCARF corruption, cells replaced by another row's cell of the
+  same column.
+- `audio`: random gain, Gaussian noise and a time mask on the waveform.
 
 Images and spectrograms come out as float32 in [0, 1] (uint8 input is divided
 by 255), vectors as float32, sequences keep their integer dtype and text stays
@@ -39,27 +42,33 @@ Representations", ICML 2020 (appendix A: data augmentation details); Park et
 al., "SpecAugment", Interspeech 2019.
 """
 
-from ssnas_tf.ssl.augment.config import (AugmentConfig, ImageAugment, SequenceAugment,
-                                        SpectrogramAugment, TextAugment, VectorAugment)
+from ssnas_tf.ssl.augment.config import (AudioAugment, AugmentConfig, ImageAugment,
+                                        SequenceAugment, SpectrogramAugment, TabularAugment,
+                                        TextAugment, VectorAugment)
 from ssnas_tf.ssl.augment.image import augment_images
 from ssnas_tf.ssl.augment.seeds import SeedLike
 from ssnas_tf.ssl.augment.spectrogram import augment_spectrograms
+from ssnas_tf.ssl.augment.table_audio import augment_waveforms, corrupt_rows
 from ssnas_tf.ssl.augment.text import mask_sequences, mask_text
 from ssnas_tf.ssl.augment.vector import augment_vectors
 from ssnas_tf.ssl.augment.views import augment_batch, make_view_pair_fn, two_views
 
 __all__ = [
     "SeedLike",
+    "AudioAugment",
     "AugmentConfig",
     "ImageAugment",
     "SequenceAugment",
     "SpectrogramAugment",
+    "TabularAugment",
     "TextAugment",
     "VectorAugment",
     "augment_batch",
     "augment_images",
     "augment_spectrograms",
     "augment_vectors",
+    "augment_waveforms",
+    "corrupt_rows",
     "make_view_pair_fn",
     "mask_sequences",
     "mask_text",

@@ -213,12 +213,64 @@ class TextAugment:
         _check_probability("TextAugment", "mask_prob", self.mask_prob)
 
 
+@dataclasses.dataclass(frozen=True)
+class TabularAugment:
+    """Table-row corruption settings (SCARF) for (N, C) `tabular` arrays.
+
+    Each cell is, with probability `corruption`, replaced by the same
+    column's cell of another row of the batch (one random permutation of
+    the rows): a draw from the column's empirical distribution, which works
+    for numbers, missing values and hashed categories alike.
+
+    Args:
+        enabled: whether to augment. Defaults to True.
+        corruption: probability, per cell, of the replacement. Defaults to 0.3.
+
+    Reference: Bahri et al., "SCARF: Self-Supervised Contrastive Learning
+    using Random Feature Corruption", ICLR 2022.
+    """
+
+    enabled: bool = True
+    corruption: float = 0.3
+
+    def __post_init__(self):
+        _check_probability("TabularAugment", "corruption", self.corruption)
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioAugment:
+    """Waveform augmentation settings for (N, L) `audio` arrays.
+
+    Applied in order: a random gain, uniform in [-gain_db, gain_db] dB;
+    Gaussian noise of std `noise_std`; one time mask (zeros) of width
+    uniform in [0, time_mask_max * L] at a uniform position; clip to [-1, 1].
+
+    Args:
+        enabled: whether to augment. Defaults to True.
+        gain_db: maximum absolute gain in dB. Defaults to 6.0.
+        noise_std: noise standard deviation. Defaults to 0.005.
+        time_mask_max: maximum mask width, fraction of L. Defaults to 0.15.
+    """
+
+    enabled: bool = True
+    gain_db: float = 6.0
+    noise_std: float = 0.005
+    time_mask_max: float = 0.15
+
+    def __post_init__(self):
+        if self.gain_db < 0 or self.noise_std < 0:
+            raise ValueError("AudioAugment: gain_db and noise_std must be >= 0")
+        _check_probability("AudioAugment", "time_mask_max", self.time_mask_max)
+
+
 _KIND_SETTINGS = {
     "image": ImageAugment,
     "vector": VectorAugment,
     "spectrogram": SpectrogramAugment,
     "sequence": SequenceAugment,
     "text": TextAugment,
+    "tabular": TabularAugment,
+    "audio": AudioAugment,
 }
 
 
@@ -235,6 +287,10 @@ class AugmentConfig:
         sequence: settings for all `sequence` modalities. Defaults to
             `SequenceAugment()`.
         text: settings for all `text` modalities. Defaults to `TextAugment()`.
+        tabular: settings for all `tabular` modalities. Defaults to
+            `TabularAugment()`.
+        audio: settings for all `audio` modalities. Defaults to
+            `AudioAugment()`.
         overrides: modality name -> settings for that modality only, either a
             full settings object of the modality's kind (e.g.
             `ImageAugment(flip=False)`) or a mapping of field values applied on
@@ -260,6 +316,8 @@ class AugmentConfig:
     spectrogram: SpectrogramAugment = dataclasses.field(default_factory=SpectrogramAugment)
     sequence: SequenceAugment = dataclasses.field(default_factory=SequenceAugment)
     text: TextAugment = dataclasses.field(default_factory=TextAugment)
+    tabular: TabularAugment = dataclasses.field(default_factory=TabularAugment)
+    audio: AudioAugment = dataclasses.field(default_factory=AudioAugment)
     overrides: Mapping[str, object] = dataclasses.field(default_factory=dict)
     cross_modal: float = 0.0
 
@@ -291,7 +349,7 @@ class AugmentConfig:
 
         Returns:
             An `ImageAugment`, `VectorAugment`, `SpectrogramAugment`,
-            `SequenceAugment` or `TextAugment`.
+            `SequenceAugment`, `TextAugment`, `TabularAugment` or `AudioAugment`.
         """
         if kind not in _KIND_SETTINGS:
             raise ValueError(f"modality '{name}' has unknown kind '{kind}'; "

@@ -10,6 +10,7 @@ from ssnas_tf.ssl.augment.cross_modal import split_views
 from ssnas_tf.ssl.augment.image import augment_images
 from ssnas_tf.ssl.augment.seeds import SeedLike, _as_seed, _fold, _name_key
 from ssnas_tf.ssl.augment.spectrogram import augment_spectrograms
+from ssnas_tf.ssl.augment.table_audio import augment_waveforms, corrupt_rows
 from ssnas_tf.ssl.augment.text import mask_sequences, mask_text
 from ssnas_tf.ssl.augment.vector import augment_vectors
 
@@ -20,6 +21,8 @@ _KIND_FUNCTIONS: Dict[str, Callable] = {
     "spectrogram": augment_spectrograms,
     "sequence": mask_sequences,
     "text": mask_text,
+    "tabular": corrupt_rows,
+    "audio": augment_waveforms,
 }
 
 
