@@ -13,9 +13,6 @@ overriding `Run`'s methods.
 A step class says whether it trains under the run's precision policy
 (`in_precision`) and in the scope of its `tf.distribute` strategy
 (`under_strategy`); `Run` enters both around the call.
-
-Length: the six steps of the main method and the fitting they share, each
-short; one module keeps them in the order they run.
 """
 
 import dataclasses
