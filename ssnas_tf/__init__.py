@@ -30,6 +30,7 @@ _EXPORTS = {
     "Genotype": "ssnas_tf.nas.genotypes",
     "GenotypeError": "ssnas_tf.nas.genotypes",
     "GenotypeTracker": "ssnas_tf.nas.callbacks",
+    "JointContrastiveModel": "ssnas_tf.ssl.contrastive_model",
     "MixedStep": "ssnas_tf.nas.model_search",
     "MultimodalDataset": "ssnas_tf.data.base",
     "NTXent": "ssnas_tf.ssl.losses",
