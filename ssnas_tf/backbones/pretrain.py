@@ -152,9 +152,8 @@ def pretrain_backbones(backbones, dataset, train_index,
             (compiled, optimizer built) and returning an object with
             `restore()` (restores model and optimizer, returns the epoch to
             start at) and `callback()` (a Keras callback that saves them after
-            each epoch), e.g. one making a
-            `ssnas_tf.workflow.resume.StepCheckpoint`. Defaults to None (no
-            checkpoints).
+            each epoch), e.g. `ssnas_tf.workflow.resume.BackboneCheckpoint`.
+            Defaults to None (no checkpoints).
 
     Returns:
         modality -> mean loss of the last epoch (a list of per-epoch means with

@@ -5,8 +5,8 @@ after its artifacts) and its artifact still exists. A step that was interrupted
 continues from its last finished epoch: `StepCheckpoint` saves the whole
 training state after every epoch into `DIR/checkpoints/<step>.npz` and removes
 it when the step finishes. The backbone step trains all modalities in one fit
-and checkpoints it the same way; the per-modality checkpoints of older versions
-are discarded (`discard_per_modality_checkpoints`).
+and checkpoints it the same way (`BackboneCheckpoint`); the per-modality
+checkpoints of older versions are discarded.
 """
 
 import dataclasses
@@ -94,11 +94,44 @@ class StepCheckpoint:
 
     def finish(self):
         """Removes the checkpoint once the step's artifacts are written."""
-        if os.path.exists(self.path):
-            os.remove(self.path)
-        folder = os.path.dirname(self.path)
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+        _remove_checkpoint(self.path)
+
+
+def _remove_checkpoint(path):
+    """Removes `path`, and its folder when that is left empty."""
+    if os.path.exists(path):
+        os.remove(path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+
+
+class BackboneCheckpoint:
+    """The resume point of the backbone step, which pretrains every backbone in
+    one fit (`backbones.pretrain_backbones`, which calls this with its joint
+    model): a `StepCheckpoint` of that model and its optimizer. Per-modality
+    checkpoints of an older version are discarded when it is made.
+
+    Args:
+        directory: the run directory.
+        exclude: `exclude(model)` gives the frozen layers not to save.
+            Defaults to none.
+    """
+
+    def __init__(self, directory, exclude=lambda model: ()):
+        self.directory, self.exclude = directory, exclude
+        self.path = os.path.join(directory, CHECKPOINT_DIR, "backbones.npz")
+        discard_per_modality_checkpoints(directory)
+
+    def __call__(self, model):
+        """The `StepCheckpoint` of `model` (compiled, its optimizer built)."""
+        return StepCheckpoint(self.directory, "backbones", model,
+                              {"optimizer": model.optimizer}, list(self.exclude(model)),
+                              identity=model.names)
+
+    def finish(self):
+        """Removes the checkpoint once backbones.keras is written."""
+        _remove_checkpoint(self.path)
 
 
 def discard_per_modality_checkpoints(directory):

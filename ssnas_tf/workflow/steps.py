@@ -35,7 +35,7 @@ from ssnas_tf.nas.callbacks import GenotypeTracker
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
-from ssnas_tf.workflow.resume import StepCheckpoint, discard_per_modality_checkpoints
+from ssnas_tf.workflow.resume import BackboneCheckpoint, StepCheckpoint
 
 # The supervised search takes at least this many steps per epoch when its
 # labeled half allows batches of MIN_SEARCH_BATCH.
@@ -162,21 +162,13 @@ class TrainBackbones(Step):
                   if c.backbones == "reference" else None)
         backbones = run._distributed(backbones_lib.build_backbones(
             run.dataset, pool, width=c.backbone_width, custom=custom))
-        discard_per_modality_checkpoints(run.directory)
-        checkpoints = []
+        checkpoint = BackboneCheckpoint(run.directory, _frozen_layers)
         if c.backbone_pretraining == "none":
             _log("[ssnas] backbones: random and frozen (--backbone-pretraining none)")
         elif c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
                  f"{c.backbone_epochs} epochs on {len(pool)} {c.backbone_pretraining} "
                  f"samples (labels unused)")
-
-            def checkpoint(model):
-                # All modalities train in one fit (one model, one optimizer).
-                checkpoints.append(StepCheckpoint(
-                    run.directory, "backbones", model, {"optimizer": model.optimizer},
-                    list(_frozen_layers(model)), identity=model.names))
-                return checkpoints[-1]
             backbones_lib.pretrain_backbones(
                 backbones, run.dataset, pool, run.augment_config,
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
@@ -184,8 +176,7 @@ class TrainBackbones(Step):
                 verbose=0 if run.verbose < 2 else 1, checkpoint=checkpoint)
         atomic_save_model(backbones, run.path("backbones.keras"))
         results = run._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
-        for checkpoint_ in checkpoints:
-            checkpoint_.finish()
+        checkpoint.finish()
         return results
 
 
