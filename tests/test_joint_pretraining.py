@@ -113,3 +113,24 @@ def test_joint_model_reports_each_loss_and_their_sum():
         "vec": (16, 8), "other": (16, 8)}
     weights = len(joint.trainable_weights)
     assert weights == sum(len(m.trainable_weights) for m in models.values())
+
+
+def test_joint_fit_under_mixed_float16_shares_one_loss_scale(monkeypatch):
+    from ssnas_tf.precision import precision_scope
+    dataset = _dataset()
+    index = np.arange(48)
+    seen = {}
+    fit = JointContrastiveModel.fit
+
+    def spy(self, *args, **kwargs):
+        seen["optimizer"] = self.optimizer
+        return fit(self, *args, **kwargs)
+    monkeypatch.setattr(JointContrastiveModel, "fit", spy)
+    with precision_scope("mixed_float16"):
+        backbones = _backbones(dataset, index)
+        history = bb.pretrain_backbones(backbones, dataset, index, AugmentConfig(),
+                                        verbose=0, return_history=True,
+                                        **{**SETTINGS, "epochs": 1})
+    assert isinstance(seen["optimizer"], keras.optimizers.LossScaleOptimizer)
+    assert sorted(history) == ["img", "other", "vec"]
+    assert all(np.isfinite(h).all() and len(h) == 1 for h in history.values())
