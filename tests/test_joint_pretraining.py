@@ -113,6 +113,9 @@ def test_joint_model_reports_each_loss_and_their_sum():
         "vec": (16, 8), "other": (16, 8)}
     weights = len(joint.trainable_weights)
     assert weights == sum(len(m.trainable_weights) for m in models.values())
+    with pytest.raises(ValueError, match="share the variable"):
+        JointContrastiveModel({"a": models["vec"], "b": ContrastiveModel(
+            models["vec"].encoder, ProjectionHead(8))})
 
 
 def test_joint_fit_under_mixed_float16_shares_one_loss_scale(monkeypatch):

@@ -121,7 +121,8 @@ class JointContrastiveModel(keras.Model):
     separate fits would skip only that model's step.
 
     Args:
-        models: dict name -> `ContrastiveModel`, each with its own temperature.
+        models: dict name -> `ContrastiveModel`, each with its own temperature;
+            no trainable variable may belong to two of them (ValueError).
 
     Example:
     >>> joint = JointContrastiveModel({"a": model_a, "b": model_b})
@@ -132,6 +133,13 @@ class JointContrastiveModel(keras.Model):
 
     def __init__(self, models, **kwargs):
         super().__init__(**kwargs)
+        owner = {}
+        for name, model in models.items():
+            for variable in model.trainable_variables:
+                other = owner.setdefault(id(variable), name)
+                if other != name:  # the sum would train it on both losses
+                    raise ValueError(f"'{name}' and '{other}' share the variable "
+                                     f"{variable.path}: train them separately")
         self.contrastive_models = dict(models)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.loss_trackers = {name: keras.metrics.Mean(name=f"{name}_loss")
