@@ -30,6 +30,7 @@ _EXPORTS = {
     "Genotype": "ssnas_tf.nas.genotypes",
     "GenotypeError": "ssnas_tf.nas.genotypes",
     "GenotypeTracker": "ssnas_tf.nas.callbacks",
+    "JointContrastiveModel": "ssnas_tf.ssl.contrastive_model",
     "LogMelSpectrogram": "ssnas_tf.data.audio",
     "MixedStep": "ssnas_tf.nas.model_search",
     "MultimodalDataset": "ssnas_tf.data.base",

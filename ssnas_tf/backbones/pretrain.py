@@ -5,12 +5,13 @@ from typing import Mapping, Optional, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from ssnas_tf.backbones.small import _as_tap_dict, backbones_by_modality
 from ssnas_tf.data.pipelines import steps_per_epoch, view_pairs
 from ssnas_tf.ssl import augment as augment_lib
-from ssnas_tf.ssl.contrastive_model import ContrastiveModel
+from ssnas_tf.ssl.contrastive_model import ContrastiveModel, JointContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
 from ssnas_tf.devices import follow_scope_strategy
 from ssnas_tf.seeds import derive_seed
@@ -29,59 +30,67 @@ def _pool(taps):
     return ops.concatenate(pooled, axis=-1) if len(pooled) > 1 else pooled[0]
 
 
-def _pretrain_one(modality, backbone, dataset, index, config, epochs, batch_size, seed,
-                  temperature, learning_rate, projection_dim, verbose, max_steps,
-                  checkpoints=None):
+def _contrastive_model(modality, backbone, seed, temperature, projection_dim):
+    """The backbone's taps, pooled and concatenated, as the encoder of a
+    `ContrastiveModel` with a fresh projection head; built without a batch."""
+    # The projection head's initial weights depend on the modality alone, not
+    # on which other modalities are pretrained with it.
+    keras.utils.set_random_seed(derive_seed(seed, modality, "init"))
+    spec = backbone.inputs[0]
+    raw = keras.Input(spec.shape[1:], dtype=spec.dtype, name=modality)
+    encoder = keras.Model({modality: raw}, _pool(_as_tap_dict(backbone(raw), modality)))
+    head = ProjectionHead(projection_dim, name=f"{modality}_pretrain_projection")
+    head.build((None, encoder.output.shape[-1]))
+    model = follow_scope_strategy(ContrastiveModel(encoder, head, temperature=temperature))
+    model.built = True  # its parts are; a first batch would only build them
+    return model
+
+
+def _pretrain_jointly(backbones, datasets, index, config, epochs, batch_size, seed,
+                      temperature, learning_rate, projection_dim, verbose, max_steps,
+                      checkpoint=None):
+    """One fit of a `JointContrastiveModel` over `backbones` (modality -> model);
+    returns modality -> per-epoch mean losses."""
     n = len(index)
     if n < 2:
-        raise DataError(f"pretraining '{modality}' needs at least 2 samples, got {n}")
+        raise DataError(f"pretraining {list(backbones)} needs at least 2 samples, got {n}")
     batch = min(batch_size, n)
+    model = follow_scope_strategy(JointContrastiveModel(
+        {m: _contrastive_model(m, b, seed, temperature, projection_dim)
+         for m, b in backbones.items()}, name="joint_backbone_pretraining"))
+    model.built = True
+    model.compile(keras.optimizers.Adam(learning_rate))
+    model.optimizer.build(model.trainable_variables)  # before its state is restored
 
     def batches(start_epoch):
         # Rows are read a batch at a time (the data may be on disk). Each
         # modality gets its own order and augmentation seeds (SeedSequence,
-        # not seed + k); epoch e's batches do not depend on where we start.
-        return view_pairs(dataset, index, batch, config, derive_seed(seed, modality),
-                          start_epoch, max_steps=max_steps)
-    ds = batches(0)
-    # The projection head's initial weights depend on the modality alone, not
-    # on which modalities were pretrained before in this process (a resumed
-    # step skips the finished ones).
-    keras.utils.set_random_seed(derive_seed(seed, modality, "init"))
-    # The backbone's taps, pooled and concatenated, are the encoder of a
-    # standard contrastive model; the head is dropped afterwards.
-    spec = backbone.inputs[0]
-    raw = keras.Input(spec.shape[1:], dtype=spec.dtype, name=modality)
-    encoder = keras.Model({modality: raw}, _pool(_as_tap_dict(backbone(raw), modality)))
-    model = follow_scope_strategy(ContrastiveModel(encoder, ProjectionHead(
-        projection_dim, name=f"{modality}_pretrain_projection"), temperature=temperature))
-    model(next(iter(ds))[0])
-    model.compile(keras.optimizers.Adam(learning_rate))
-    callbacks = [_EpochPrinter(modality)] if verbose else []
+        # not seed + k), the ones it had when it was trained alone; epoch e's
+        # batches do not depend on where we start.
+        return tf.data.Dataset.zip({
+            m: view_pairs(datasets[m], index, batch, config, derive_seed(seed, m),
+                          start_epoch, max_steps=max_steps) for m in backbones})
+    callbacks = [_EpochPrinter()] if verbose else []
     initial_epoch = 0
-    if checkpoints is not None:
-        model.optimizer.build(model.trainable_variables)  # before its state is restored
-        initial_epoch = checkpoints.begin(modality, model)
-        callbacks.append(checkpoints.callback(modality))
-        ds = batches(initial_epoch)
+    if checkpoint is not None:
+        saver = checkpoint(model)
+        initial_epoch = saver.restore()
+        callbacks.append(saver.callback())  # last: it saves what the others did
     if initial_epoch >= epochs:
-        return []
-    logs = model.fit(ds, epochs=epochs, initial_epoch=initial_epoch,
+        return {m: [] for m in backbones}
+    logs = model.fit(batches(initial_epoch), epochs=epochs, initial_epoch=initial_epoch,
                      steps_per_epoch=steps_per_epoch(n, batch, max_steps),
                      shuffle=False, verbose=0, callbacks=callbacks)
-    return [float(v) for v in logs.history["loss"]]
+    return {m: [float(v) for v in logs.history[f"{m}_loss"]] for m in backbones}
 
 
 class _EpochPrinter(keras.callbacks.Callback):
-    """One line per pretraining epoch."""
-
-    def __init__(self, modality):
-        super().__init__()
-        self.modality = modality
+    """One line per pretraining epoch: each modality's mean loss."""
 
     def on_epoch_end(self, epoch, logs=None):
-        print(f"pretrain {self.modality}: epoch {epoch + 1}/{self.params['epochs']} "
-              f"loss {logs['loss']:.4f}", flush=True)
+        losses = ", ".join(f"{m} {logs[f'{m}_loss']:.4f}" for m in self.model.names)
+        print(f"pretrain backbones: epoch {epoch + 1}/{self.params['epochs']} "
+              f"loss {losses}", flush=True)
 
 
 def pretrain_backbones(backbones, dataset, train_index,
@@ -92,16 +101,25 @@ def pretrain_backbones(backbones, dataset, train_index,
                        modalities: Optional[Sequence[str]] = None,
                        return_history: bool = False,
                        max_steps_per_epoch: Optional[int] = None,
-                       checkpoints=None):
+                       checkpoint=None):
     """Unimodal SimCLR pretraining of each modality's backbone, without labels.
 
-    For each modality separately: batches of its `train_index` rows (labels are
-    never read), two views per batch from `ssnas_tf.ssl.augment`, the backbone on
+    For each modality: batches of its `train_index` rows (labels are never
+    read), two views per batch from `ssnas_tf.ssl.augment`, the backbone on
     both views (one batch, so BatchNorm sees 2N samples), every tap globally
     average-pooled and concatenated, a fresh `ProjectionHead`, NT-Xent loss;
     Adam updates that backbone's trainable weights and the head (discarded
     afterwards). Other modalities' weights, and frozen layers, are untouched;
     BatchNorm moving statistics of the trained backbone are updated.
+
+    All modalities train in one fit of a `JointContrastiveModel` (one tracing,
+    one input pipeline) on the sum of their losses, with one Adam. This
+    computes what one fit per modality computes: no variable is shared, so
+    each modality's gradient is its own loss's, Adam's update of a variable
+    reads only its own gradient and slots, every modality takes the same
+    steps, and each keeps its own seeds for order, augmentation and head
+    initialisation. Under mixed_float16 the one loss scale is shared: a step
+    that overflows in one modality is skipped for all of them.
 
     This replaces the BM-NAS reference's text backbone, which stays random and
     is never trained (a known defect): pretrain before searching.
@@ -130,10 +148,11 @@ def pretrain_backbones(backbones, dataset, train_index,
         return_history: return per-epoch mean losses instead of the last one.
             Defaults to False.
         max_steps_per_epoch: cap on the batches per epoch. Defaults to None.
-        checkpoints: resume points, e.g.
-            `ssnas_tf.workflow.resume.BackboneCheckpoints`: modalities it
-            reports done are skipped, the one in training continues from its
-            last finished epoch, and each finished modality is recorded.
+        checkpoint: the resume point: a callable taking the joint model
+            (compiled, optimizer built) and returning an object with
+            `restore()` (restores model and optimizer, returns the epoch to
+            start at) and `callback()` (a Keras callback that saves them after
+            each epoch), e.g. `ssnas_tf.workflow.resume.BackboneCheckpoint`.
             Defaults to None (no checkpoints).
 
     Returns:
@@ -152,28 +171,24 @@ def pretrain_backbones(backbones, dataset, train_index,
                                           batch_size)
     config = augment_config or augment_lib.AugmentConfig()
     index = np.asarray(train_index, dtype=np.int64)
-    results = {}
-    done = checkpoints.done() if checkpoints is not None else []
+    trained = {}
     for modality in modalities:
-        if modality in done:
-            results[modality] = [] if return_history else None  # pretrained before
-            continue
-        backbone = models[modality]
-        if not backbone.trainable_weights:
-            if verbose:
-                print(f"pretrain {modality}: no trainable weights, skipped")
-            results[modality] = None
-            continue
-        one = dataclasses.replace(dataset, inputs={modality: dataset.inputs[modality]},
-                                  kinds={modality: dataset.kinds[modality]})
-        history = _pretrain_one(
-            modality, backbone, one, index, config, epochs,
-            batch_size, seed, temperature, learning_rate, projection_dim, verbose,
-            max_steps_per_epoch, checkpoints)
-        results[modality] = history if return_history else (history or [None])[-1]
-        if checkpoints is not None:
-            done.append(modality)
-            checkpoints.finish(modality, done)
+        if models[modality].trainable_weights:
+            trained[modality] = models[modality]
+        elif verbose:
+            print(f"pretrain {modality}: no trainable weights, skipped")
+    # Each modality reads its own inputs only, as when it was trained alone.
+    datasets = {m: dataclasses.replace(dataset, inputs={m: dataset.inputs[m]},
+                                       kinds={m: dataset.kinds[m]}) for m in trained}
+    histories = (_pretrain_jointly(trained, datasets, index, config, epochs, batch_size,
+                                   seed, temperature, learning_rate, projection_dim,
+                                   verbose, max_steps_per_epoch, checkpoint)
+                 if trained else {})
+    results = {}
+    for modality in modalities:
+        history = histories.get(modality)
+        results[modality] = (history if return_history or history is None
+                             else (history or [None])[-1])
     return results
 
 

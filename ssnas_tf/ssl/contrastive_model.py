@@ -102,3 +102,94 @@ class ContrastiveModel(keras.Model):
         for key in ("encoder", "head"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="ssnas_tf")
+class JointContrastiveModel(keras.Model):
+    """Several `ContrastiveModel`s that share no variables, trained in one fit.
+
+    Each batch is a dict name -> (view1, view2) of that model's inputs. The loss
+    is the sum of the models' `simclr_loss`es, minimised by one optimizer. As
+    no variable belongs to two models, the gradient of the sum with respect to
+    a model's variables is that model's own gradient, and Adam's update of a
+    variable reads only that variable's gradient and slots (the step count is
+    the same for all). So with the same batches one fit computes what separate
+    fits with one Adam each compute, with one tracing and one input pipeline.
+
+    With a `LossScaleOptimizer` (mixed_float16) there is one dynamic loss scale
+    for the sum: an overflow in any model skips the step of all of them, where
+    separate fits would skip only that model's step.
+
+    Args:
+        models: dict name -> `ContrastiveModel`, each with its own temperature;
+            no trainable variable may belong to two of them (ValueError).
+
+    Example:
+    >>> joint = JointContrastiveModel({"a": model_a, "b": model_b})
+    >>> joint.compile(keras.optimizers.Adam(1e-3))
+    >>> joint.fit(tf.data.Dataset.zip({"a": pairs_a, "b": pairs_b}),
+    ...           steps_per_epoch=20, epochs=10)  # logs loss, a_loss, b_loss
+    """
+
+    def __init__(self, models, **kwargs):
+        super().__init__(**kwargs)
+        owner = {}
+        for name, model in models.items():
+            for variable in model.trainable_variables:
+                other = owner.setdefault(id(variable), name)
+                if other != name:  # the sum would train it on both losses
+                    raise ValueError(f"'{name}' and '{other}' share the variable "
+                                     f"{variable.path}: train them separately")
+        self.contrastive_models = dict(models)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.loss_trackers = {name: keras.metrics.Mean(name=f"{name}_loss")
+                              for name in self.contrastive_models}
+
+    @property
+    def names(self):
+        """The models' names, in the order of `models`."""
+        return list(self.contrastive_models)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, *self.loss_trackers.values()]
+
+    def call(self, inputs, training=None):
+        return {name: model(inputs[name], training=training)
+                for name, model in self.contrastive_models.items()}
+
+    def _modality_losses(self, data, training):
+        return {name: simclr_loss(model, data[name], model.temperature, training)[0]
+                for name, model in self.contrastive_models.items()}
+
+    def _track(self, losses, total):
+        self.loss_tracker.update_state(total)
+        for name, loss in losses.items():
+            self.loss_trackers[name].update_state(loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses = self._modality_losses(data, training=True)
+            total = ops.sum(ops.stack(list(losses.values())))
+            scaled = self.optimizer.scale_loss(total)  # identity unless float16
+        weights = self.trainable_weights
+        self.optimizer.apply(scale_gradients(tape.gradient(scaled, weights)), weights)
+        return self._track(losses, total)
+
+    def test_step(self, data):
+        losses = self._modality_losses(data, training=False)
+        return self._track(losses, ops.sum(ops.stack(list(losses.values()))))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(models={name: keras.saving.serialize_keras_object(model)
+                              for name, model in self.contrastive_models.items()})
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["models"] = {name: keras.saving.deserialize_keras_object(model)
+                            for name, model in config["models"].items()}
+        return cls(**config)

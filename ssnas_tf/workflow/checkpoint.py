@@ -92,6 +92,16 @@ def save_checkpoint(path, model, optimizers, state, exclude=()):
         np.savez(tmp, **arrays)
 
 
+def checkpoint_state(path):
+    """The JSON state saved in the checkpoint `path`; None if it is absent or
+    unreadable (`restore_checkpoint` then says why)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data[_STATE_KEY]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def restore_checkpoint(path, model, optimizers, exclude=()):
     """Restores an `EpochCheckpoint` file; returns its state, or None if absent.
 

@@ -4,18 +4,19 @@ A step is finished when its entry is in `results.json`'s `seconds` (written
 after its artifacts) and its artifact still exists. A step that was interrupted
 continues from its last saved epoch: `StepCheckpoint` saves the whole
 training state after the first epoch, then at most every `CHECKPOINT_SECONDS`
-and after the last epoch, into `DIR/checkpoints/<step>.npz` and removes
-it when the step finishes. The backbone step pretrains one modality after the
-other: `BackboneCheckpoints` keeps the backbones of the finished modalities
-and a `StepCheckpoint` per epoch of the one in training.
+and after the last epoch, into `DIR/checkpoints/<step>.npz` and removes it
+when the step finishes. The backbone step trains all modalities in one fit
+and checkpoints it the same way (`BackboneCheckpoint`); the per-modality
+checkpoints of older versions are discarded.
 """
 
 import dataclasses
+import glob
 import json
 import os
 
-from ssnas_tf.workflow.checkpoint import (EpochCheckpoint, restore_checkpoint,
-                                          save_checkpoint)
+from ssnas_tf.workflow.checkpoint import (EpochCheckpoint, checkpoint_state,
+                                          restore_checkpoint)
 
 CHECKPOINT_DIR = "checkpoints"
 # Saving every epoch cost 2 of the default finetune's 9.5 s (60 short epochs);
@@ -98,63 +99,63 @@ class StepCheckpoint:
 
     def finish(self):
         """Removes the checkpoint once the step's artifacts are written."""
-        if os.path.exists(self.path):
-            os.remove(self.path)
-        folder = os.path.dirname(self.path)
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+        _remove_checkpoint(self.path)
 
 
-class BackboneCheckpoints:
-    """Resume points of the backbone step (`backbones.pretrain_backbones`).
+def _remove_checkpoint(path):
+    """Removes `path`, and its folder when that is left empty."""
+    if os.path.exists(path):
+        os.remove(path)
+    folder = os.path.dirname(path)
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
 
-    After each modality: every backbone's variables and the list of finished
-    modalities (`DIR/checkpoints/backbones.npz`); during a modality: its
-    contrastive model and optimizer after each epoch
-    (`DIR/checkpoints/backbones-<modality>.npz`).
+
+class BackboneCheckpoint:
+    """The resume point of the backbone step, which pretrains every backbone in
+    one fit (`backbones.pretrain_backbones`, which calls this with its joint
+    model): a `StepCheckpoint` of that model and its optimizer. Per-modality
+    checkpoints of an older version are discarded when it is made.
 
     Args:
         directory: the run directory.
-        backbones: the backbones model being pretrained (updated in place).
+        exclude: `exclude(model)` gives the frozen layers not to save.
+            Defaults to none.
     """
 
-    def __init__(self, directory, backbones):
-        self.directory, self.backbones = directory, backbones
+    def __init__(self, directory, exclude=lambda model: ()):
+        self.directory, self.exclude = directory, exclude
         self.path = os.path.join(directory, CHECKPOINT_DIR, "backbones.npz")
-        self._epoch_checkpoints = {}
+        discard_per_modality_checkpoints(directory)
 
-    def done(self):
-        """The modalities already pretrained; restores their backbones."""
-        state = restore_checkpoint(self.path, self.backbones, {})
-        if state is None:
-            return []
-        print(f"[ssnas] backbones: resuming after {state['done']} ({self.path})",
-              flush=True)
-        return list(state["done"])
+    def __call__(self, model):
+        """The `StepCheckpoint` of `model` (compiled, its optimizer built)."""
+        return StepCheckpoint(self.directory, "backbones", model,
+                              {"optimizer": model.optimizer}, list(self.exclude(model)),
+                              identity=model.names)
 
-    def begin(self, modality, model):
-        """Restores `model` (compiled, optimizer built) to the modality's last
-        finished epoch; returns the epoch to start at."""
-        checkpoint = StepCheckpoint(self.directory, f"backbones-{modality}", model,
-                                    {"optimizer": model.optimizer}, identity=modality)
-        self._epoch_checkpoints[modality] = checkpoint
-        return checkpoint.restore()
+    def finish(self):
+        """Removes the checkpoint once backbones.keras is written."""
+        _remove_checkpoint(self.path)
 
-    def callback(self, modality):
-        """The per-epoch Keras callback of the modality in training."""
-        return self._epoch_checkpoints[modality].callback()
 
-    def finish(self, modality, done):
-        """Records `done` (the finished modalities, `modality` last)."""
-        save_checkpoint(self.path, self.backbones, {}, {"done": list(done)})
-        checkpoint = self._epoch_checkpoints.pop(modality)
-        if os.path.exists(checkpoint.path):
-            os.remove(checkpoint.path)
+def discard_per_modality_checkpoints(directory):
+    """Removes the backbone checkpoints of a version that pretrained one modality
+    after the other (`backbones-<modality>.npz`, and `backbones.npz` listing the
+    finished modalities); the backbone step then starts afresh.
 
-    def clear(self):
-        """Removes every backbone checkpoint (the step's artifact is written)."""
-        if os.path.exists(self.path):
-            os.remove(self.path)
-        folder = os.path.dirname(self.path)
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+    Returns:
+        whether there were any.
+    """
+    folder = os.path.join(directory, CHECKPOINT_DIR)
+    old = sorted(glob.glob(os.path.join(folder, "backbones-*.npz")))
+    joint = os.path.join(folder, "backbones.npz")
+    if os.path.exists(joint) and "done" in (checkpoint_state(joint) or {}):
+        old.append(joint)
+    if not old:
+        return False
+    print(f"[ssnas] backbones: {', '.join(old)} hold per-modality checkpoints of an "
+          f"older version; restarting the backbone step", flush=True)
+    for path in old:
+        os.remove(path)
+    return True

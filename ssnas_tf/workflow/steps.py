@@ -35,7 +35,7 @@ from ssnas_tf.nas.callbacks import GenotypeTracker, HeldOutLoss
 from ssnas_tf.nas.model_search import SearchNetwork
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
-from ssnas_tf.workflow.resume import BackboneCheckpoints, StepCheckpoint
+from ssnas_tf.workflow.resume import BackboneCheckpoint, StepCheckpoint
 
 # The supervised search takes at least this many steps per epoch when its
 # labeled half allows batches of MIN_SEARCH_BATCH.
@@ -152,23 +152,22 @@ class TrainBackbones(Step):
                   if c.backbones == "reference" else None)
         backbones = run._distributed(backbones_lib.build_backbones(
             run.dataset, pool, width=c.backbone_width, custom=custom))
-        checkpoints = None
+        checkpoint = BackboneCheckpoint(run.directory, _frozen_layers)
         if c.backbone_pretraining == "none":
             _log("[ssnas] backbones: random and frozen (--backbone-pretraining none)")
         elif c.backbone_epochs:
             _log(f"[ssnas] backbones: unimodal contrastive pretraining, "
                  f"{c.backbone_epochs} epochs on {len(pool)} {c.backbone_pretraining} "
                  f"samples (labels unused)")
-            checkpoints = BackboneCheckpoints(run.directory, backbones)
             backbones_lib.pretrain_backbones(
                 backbones, run.dataset, pool, run.augment_config,
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
                 max_steps_per_epoch=c.max_steps_per_epoch,
-                verbose=0 if run.verbose < 2 else 1, checkpoints=checkpoints)
+                verbose=0 if run.verbose < 2 else 1, checkpoint=checkpoint)
         atomic_save_model(backbones, run.path("backbones.keras"))
-        if checkpoints is not None:
-            checkpoints.clear()
-        return run._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
+        results = run._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
+        checkpoint.finish()
+        return results
 
 
 class DartsSearch(Step):
