@@ -184,17 +184,26 @@ def _read_rows(reader, column, path, options):
     return rows, bad
 
 
+def _row_file(kind, name, path, options):
+    """(None, file path) or (reason, None) for the `kind` ("image", "audio")
+    path `name` of a row: confined to the CSV's folder or `image_root`."""
+    if not name:
+        return f"empty {kind} path", None
+    try:
+        found = pathlib.Path(confined_path(name, path.parent, options["image_root"],
+                                            option="image_root"))
+    except PathError as error:
+        return f"{kind} {error}", None
+    if not found.is_file():
+        return f"{kind} file {path.parent / name} not found", None
+    return None, found
+
+
 def _row_image(name, path, options):
     """(None, image) or (reason, None) for the image path `name` of a row."""
-    if not name:
-        return "empty image path", None
-    try:
-        image_path = pathlib.Path(confined_path(name, path.parent, options["image_root"],
-                                                 option="image_root"))
-    except PathError as error:
-        return f"image {error}", None
-    if not image_path.is_file():
-        return f"image file {path.parent / name} not found", None
+    reason, image_path = _row_file("image", name, path, options)
+    if reason:
+        return reason, None
     try:
         return None, _read_image(image_path, options["image_size"],
                                  options["max_pixels"])
@@ -211,15 +220,9 @@ def _row_audio(name, path, options, number):
     `options["rate_source"]` says where it comes from) unless it is preset;
     a file at another rate is a bad row. `options["audio_length"]`, when set,
     is the number of samples kept, else `audio_seconds` at the file's rate."""
-    if not name:
-        return "empty audio path", None
-    try:
-        wav_path = pathlib.Path(confined_path(name, path.parent, options["image_root"],
-                                               option="image_root"))
-    except PathError as error:
-        return f"audio {error}", None
-    if not wav_path.is_file():
-        return f"audio file {path.parent / name} not found", None
+    reason, wav_path = _row_file("audio", name, path, options)
+    if reason:
+        return reason, None
     try:
         waveform, rate = audio_lib.read_wav(wav_path)
     except (audio_lib.AudioError, OSError) as error:
