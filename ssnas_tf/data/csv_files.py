@@ -163,25 +163,28 @@ def _read_rows(reader, column, path, options):
             row["text"] = fields[column["text"]]
             if not allow_empty_text and not row["text"].strip():
                 reasons.append("empty text")
-        if "image" in column:
-            reason, image = _row_image(fields[column["image"]].strip(), path, options)
-            if reason:
-                reasons.append(reason)
-            else:
-                row["image"] = image
-        if "audio" in column:
-            reason, clip = _row_audio(fields[column["audio"]].strip(), path, options,
-                                      number)
-            if reason:
-                reasons.append(reason)
-            else:
-                row["audio"] = clip
+        for kind in ("image", "audio"):
+            if kind in column:
+                _read_row_file(kind, fields[column[kind]], path, options, number,
+                               row, reasons)
         row["cells"] = [fields[column[name]] for name in options["table"]]
         if reasons:
             bad.append((number, "; ".join(reasons)))
         else:
             rows.append(row)
     return rows, bad
+
+
+def _read_row_file(kind, name, path, options, number, row, reasons):
+    """Reads the row's `kind` ("image", "audio") file into `row[kind]`, or
+    appends to `reasons` why the row is bad."""
+    name = name.strip()
+    reason, value = (_row_image(name, path, options) if kind == "image"
+                     else _row_audio(name, path, options, number))
+    if reason:
+        reasons.append(reason)
+    else:
+        row[kind] = value
 
 
 def _row_file(kind, name, path, options):

@@ -70,7 +70,7 @@ def read_csv(path, info, on_bad_rows, options):
 def _csv_rows(reader, column, path, info, options):
     """Rows as dicts of the served inputs, and the bad `(line, reason)` pairs."""
     from ssnas_tf.data.confine import DEFAULT_MAX_PIXELS
-    from ssnas_tf.data.csv_files import _row_audio, _row_image
+    from ssnas_tf.data.csv_files import _read_row_file
     index = {name: i for i, name in enumerate(info["label_names"])}
     label_column = "labels" if "labels" in column else "label" if "label" in column else None
     image_shape = info["inputs"].get("image", {}).get("shape")
@@ -107,20 +107,12 @@ def _csv_rows(reader, column, path, info, options):
             row["text"] = fields[column["text"]]
             if not row["text"].strip():
                 reasons.append("empty text")
-        if "image" in info["inputs"]:
-            # The CSV loader's rule: paths confined, pixel budget from the header.
-            reason, image = _row_image(fields[column["image"]].strip(), path, image_options)
-            if reason:
-                reasons.append(reason)
-            else:
-                row["image"] = image
-        if "audio" in info["inputs"]:
-            reason, clip = _row_audio(fields[column["audio"]].strip(), path,
-                                      audio_options, number)
-            if reason:
-                reasons.append(reason)
-            else:
-                row["audio"] = clip
+        # The CSV loader's rules: paths confined, pixel budget from the header,
+        # the model's sample rate and clip length.
+        for kind, options in (("image", image_options), ("audio", audio_options)):
+            if kind in info["inputs"]:
+                _read_row_file(kind, fields[column[kind]], path, options, number,
+                               row, reasons)
         reasons += _table_cells(fields, column, info, row)
         if reasons:
             bad.append((number, "; ".join(reasons)))
