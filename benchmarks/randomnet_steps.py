@@ -34,6 +34,9 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--steps", type=int, default=search.MIN_TRIAL_STEPS)
     parser.add_argument("--normalization", action="store_true")
+    parser.add_argument("--precise-bn", action="store_true",
+                        help="reset batch norm statistics after training "
+                             "(randomnet.precise_batch_norm)")
     parser.add_argument("--architectures", default="1878380004,7,11")
     args = parser.parse_args(argv)
     full, _ = suite.load(args.dataset, args.output)
@@ -49,12 +52,15 @@ def main(argv=None):
         keras.utils.set_random_seed(0)
         model = randomnet.build_randomnet(arch, shapes, view.num_classes, stats, vocab)
         model.compile(keras.optimizers.Adam(args.learning_rate), loss=task.keras_loss())
-        model.fit(labeled_batches(view, train, 32, 0, shuffle=True, repeat=True),
-                  epochs=1, steps_per_epoch=args.steps, verbose=0)
+        batches = labeled_batches(view, train, 32, 0, shuffle=True, repeat=True)
+        model.fit(batches, epochs=1, steps_per_epoch=args.steps, verbose=0)
+        if args.precise_bn:
+            randomnet.precise_batch_norm(model, batches)
         f1 = search.score_f1(model, model_inputs(view, valid), view.labels[valid], task)
         print(json.dumps({"dataset": args.dataset, "architecture_seed": seed,
                           "learning_rate": args.learning_rate, "steps": args.steps,
                           "normalization": args.normalization,
+                          "precise_bn": args.precise_bn,
                           "val_weighted_f1": round(f1, 4)}), flush=True)
 
 

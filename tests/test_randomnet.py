@@ -272,3 +272,45 @@ def test_raw_text_becomes_a_token_sequence_from_the_training_vocabulary(tmp_path
                                        batch_size=8, trial_fraction=1.0,
                                        min_trial_steps=1)
     assert rn_search.best_trial(tuner).score is not None
+
+
+def test_precise_batch_norm_sets_the_mean_of_the_batch_statistics():
+    """After `precise_batch_norm` every BN layer holds the average of its
+    input's per-batch mean and variance (training mode); on one repeated
+    batch, inference then equals the training-mode forward pass."""
+    import tensorflow as tf
+    from ssnas_tf.tuners.randomnet import precise_batch_norm
+    arch = sample_architecture({"img": "image", "vec": "vector"}, 3, normalization=True)
+    keras.utils.set_random_seed(0)
+    model = build_randomnet(arch, {"img": (8, 8, 1), "vec": (5,)}, 3)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(norms) >= 2
+    rng = np.random.default_rng(0)
+    batches = [({"img": rng.uniform(size=(6, 8, 8, 1)).astype("float32") * (i + 1),
+                 "vec": rng.normal(size=(6, 5)).astype("float32") + i},
+                np.zeros(6, "int64")) for i in range(3)]
+    dataset = tf.data.Dataset.from_generator(
+        lambda: iter(batches), output_signature=(
+            {"img": tf.TensorSpec((6, 8, 8, 1)), "vec": tf.TensorSpec((6, 5))},
+            tf.TensorSpec((6,), tf.int64)))
+    assert precise_batch_norm(model, dataset, num_batches=5) == len(norms)
+    # read before the training-mode probe below moves the averages again
+    set_to = [(l.moving_mean.numpy(), l.moving_variance.numpy()) for l in norms]
+    probe = keras.Model(model.inputs, [l.input for l in norms])
+    outputs = [probe(x, training=True) for x, _ in batches]
+    for k, (mean, variance) in enumerate(set_to):
+        inputs = [np.asarray(out[k]) for out in outputs]
+        axes = tuple(range(inputs[0].ndim - 1))
+        np.testing.assert_allclose(mean,
+                                   np.mean([h.mean(axes) for h in inputs], 0),
+                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(variance,
+                                   np.mean([h.var(axes) for h in inputs], 0),
+                                   rtol=1e-4, atol=1e-6)
+    one = tf.data.Dataset.from_tensors(batches[0]).repeat()
+    precise_batch_norm(model, one, num_batches=2)
+    x = batches[0][0]
+    np.testing.assert_allclose(model(x, training=False).numpy(),
+                               model(x, training=True).numpy(), rtol=1e-3, atol=1e-4)
+    plain = build_randomnet(sample_architecture({"vec": "vector"}, 3), {"vec": (5,)}, 3)
+    assert precise_batch_norm(plain, one) == 0
