@@ -176,6 +176,10 @@ def _baseline_flags(g, defaults, trials_flag="--trials"):
                    default=defaults.randomnet_learning_rate,
                    help="randomnet: Adam's rate of the trials and (cosine-decayed) "
                         "the final training (the paper: 1e-4)")
+    g.add_argument("--randomnet-normalization", action=argparse.BooleanOptionalAction,
+                   default=defaults.randomnet_normalization,
+                   help="randomnet: standardised map inputs and batch norm after every "
+                        "weighted op (--no-randomnet-normalization: the paper's networks)")
 
 
 def _config_from_args(args):
@@ -206,6 +210,7 @@ def _config_from_args(args):
         attention_dropout=args.attention_dropout, torch_defaults=args.torch_defaults,
         trials=args.trials, fusion=args.fusion, trial_fraction=args.trial_fraction,
         randomnet_learning_rate=args.randomnet_learning_rate,
+        randomnet_normalization=args.randomnet_normalization,
         trial_min_steps=args.trial_min_steps,
         precision=args.precision, arch_order=args.arch_order,
         contrastive_pretraining=args.contrastive_pretraining,

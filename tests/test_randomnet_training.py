@@ -85,3 +85,38 @@ def test_trial_min_steps_is_checked_and_recorded_with_the_tuner_settings():
     with pytest.raises(ValueError, match="--trial-min-steps"):
         RunConfig(trial_min_steps=0)
     assert "trial_min_steps" in TUNER_FIELDS  # a resumed search with another floor is refused
+
+
+def test_normalisation_follows_the_config_into_the_trials_and_is_a_tuner_setting(tmp_path):
+    """`randomnet_normalization` (on by default, `--no-randomnet-normalization`
+    off) decides the trials' architectures; a trial's batch norm statistics
+    are the precise ones of its training batches, not Keras's lagging
+    moving averages."""
+    import keras_tuner
+    import tensorflow as tf
+    from ssnas_tf.cli import build_parser, _config_from_args
+    from ssnas_tf.tasks import Task
+    from ssnas_tf.workflow.baselines import TUNER_FIELDS
+    assert RunConfig().randomnet_normalization is True
+    args = build_parser().parse_args(["run", "--no-randomnet-normalization"])
+    assert _config_from_args(args).randomnet_normalization is False
+    assert "randomnet_normalization" in TUNER_FIELDS
+    task = Task(num_classes=3, multilabel=False)
+    rng = np.random.default_rng(0)
+    x = {"img": rng.uniform(size=(16, 8, 8, 1)).astype("float32"),
+         "vec": rng.normal(size=(16, 5)).astype("float32")}
+    train = tf.data.Dataset.from_tensors((x, np.arange(16) % 3)).repeat()
+    for normalization in (True, False):
+        hypermodel = rn_search.RandomNetHyperModel(KINDS, SHAPES, task,
+                                                   normalization=normalization)
+        hp = keras_tuner.HyperParameters()
+        hp.Fixed("architecture_seed", 5)
+        assert hypermodel.architecture(hp).get("normalization", False) is normalization
+        model = hypermodel.build(hp)
+        hypermodel.fit(hp, model, train, 3, (x, np.arange(16) % 3))
+        norms = _layers(model, keras.layers.BatchNormalization)
+        assert bool(norms) is normalization
+        if norms:  # one repeated batch: inference equals the training-mode pass
+            np.testing.assert_allclose(model(x, training=False).numpy(),
+                                       model(x, training=True).numpy(),
+                                       rtol=1e-3, atol=1e-4)

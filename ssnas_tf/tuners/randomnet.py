@@ -24,9 +24,13 @@ statistics of the training samples, as the small backbones do.
 `sample_architecture(..., normalization=True)` draws an architecture marked
 `"normalization": true`: images and spectrograms are then standardised per
 channel with training statistics too, and every conv or Dense op is followed by
-batch normalisation before its activation, as in the small backbones. It is
-off by default: at a trial's 30 steps it cost mfeat 0.05 validation F1 and
-left AV-MNIST-layout data near chance either way (docs/modalities.md).
+batch normalisation before its activation, as in the small backbones. After
+training, `precise_batch_norm` sets the batch norm statistics from training
+batches: Keras's moving averages lag a random network's drifting activations
+after a small budget's few hundred steps, and inference then predicts one
+class. The pipeline samples normalised architectures
+(`RunConfig.randomnet_normalization`); the paper's have no normalisation
+(docs/modalities.md#randomnet-that-learns).
 
 Reference: Alletto et al., "RandomNet: Towards Fully Automatic Neural
 Architecture Design for Multimodal Learning" (`docs/fidelity.md`).

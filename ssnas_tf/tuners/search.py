@@ -28,7 +28,7 @@ import numpy as np
 
 from ssnas_tf.data.pipelines import labeled_batches, model_inputs
 from ssnas_tf.tasks import Task
-from ssnas_tf.tuners.randomnet import build_randomnet, sample_architecture
+from ssnas_tf.tuners.randomnet import build_randomnet, precise_batch_norm, sample_architecture
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
 
 OBJECTIVE = keras_tuner.Objective("val_weighted_f1", direction="max")
@@ -120,10 +120,13 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         task: the `ssnas_tf.tasks.Task` (loss, probabilities, F1).
         learning_rate: Adam's rate. Defaults to 1e-3 (the paper's 1e-4 trains
             too slowly for a trial's few steps).
+        normalization: sample architectures with normalisation
+            (`sample_architecture`); their batch norm statistics are reset
+            after training (`precise_batch_norm`). Defaults to True.
     """
 
     def __init__(self, kinds, input_shapes, task, learning_rate=1e-3,
-                 vector_stats=None, vocab_sizes=None, **kwargs):
+                 vector_stats=None, vocab_sizes=None, normalization=True, **kwargs):
         super().__init__(**kwargs)
         self.kinds = dict(kinds)
         self.input_shapes = input_shapes
@@ -131,13 +134,15 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         self.learning_rate = learning_rate
         self.vector_stats = vector_stats
         self.vocab_sizes = vocab_sizes
+        self.normalization = normalization
 
     def declare_hyperparameters(self, hp):
         hp.Int("architecture_seed", 0, MAX_SEED)
 
     def architecture(self, hp):
         """The architecture of a trial's hyperparameters."""
-        return sample_architecture(self.kinds, hp.Int("architecture_seed", 0, MAX_SEED))
+        return sample_architecture(self.kinds, hp.Int("architecture_seed", 0, MAX_SEED),
+                                   normalization=self.normalization)
 
     def build_model(self, arch):
         model = build_randomnet(arch, self.input_shapes, self.task.num_classes,
@@ -157,6 +162,7 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
         """
         model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
                   callbacks=fit_callbacks(callbacks))
+        precise_batch_norm(model, train)  # no-op without batch norm
         x, y = valid
         score = score_f1(model, x, y, self.task)
         log_objective(callbacks, OBJECTIVE.name, score)
@@ -179,7 +185,8 @@ def randomnet_tuner(hypermodel, directory, trials, seed, project_name=PROJECT):
 def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=0,
                      trial_fraction=0.1, batch_size=32, learning_rate=1e-3,
                      min_trial_steps=MIN_TRIAL_STEPS,
-                     threshold=0.3, project_name=PROJECT, callbacks=None):
+                     threshold=0.3, project_name=PROJECT, callbacks=None,
+                     normalization=True):
     """Runs (or resumes) RandomNet's search; returns the tuner.
 
     Args:
@@ -197,11 +204,12 @@ def randomnet_search(dataset, train_index, valid_index, directory, trials, seed=
         project_name: Defaults to "randomnet_tuner".
         callbacks: Keras callbacks of every trial's training; a TensorBoard
             callback gets per-trial logs with HParams (`trial_logs`).
+        normalization: see `RandomNetHyperModel`. Defaults to True.
     """
     shapes, stats, vocab = model_inputs_info(dataset, train_index)
     task = Task.for_dataset(dataset, threshold)
     hypermodel = RandomNetHyperModel(dataset.kinds, shapes, task, learning_rate,
-                                     stats, vocab)
+                                     stats, vocab, normalization)
     tuner = randomnet_tuner(hypermodel, directory, trials, seed, project_name)
     train = labeled_batches(dataset, train_index, batch_size, seed, shuffle=True,
                             repeat=True)

@@ -32,7 +32,7 @@ from ssnas_tf.workflow.steps import Export, Step, _log, _summary
 # one of them must not resume the old trials.
 TUNER_FIELDS = ("dataset", "data_dir", "dataset_options", "label_fraction", "seed",
                 "test_fraction", "batch_size", "trial_fraction", "trial_min_steps",
-                "randomnet_learning_rate", "threshold", "backbones", "backbone_width",
+                "randomnet_learning_rate", "randomnet_normalization", "threshold", "backbones", "backbone_width",
                 "backbone_epochs", "image_weights", "channels", "length", "num_cells",
                 "num_steps", "multiplier", "node_multiplier", "dropout", "primitives",
                 "search_epochs", "learning_rate", "attention_dropout", "torch_defaults")
@@ -198,6 +198,7 @@ class RandomNetSearch(Step):
             run.dataset, s.search_train, s.search_valid, run.directory, c.trials,
             seeds.seed("trials"), c.trial_fraction, c.finetune_batch_size,
             c.randomnet_learning_rate, c.trial_min_steps, threshold=c.threshold,
+            normalization=c.randomnet_normalization,
             callbacks=run._trial_callbacks())
         trial = rn_search.best_trial(tuner)
         arch = tuner.hypermodel.architecture(trial.hyperparameters)
@@ -231,7 +232,7 @@ class RandomNetFinetune(Step):
 
     def __call__(self, run, genotype_path=None):
         from ssnas_tf.tuners import search as rn_search
-        from ssnas_tf.tuners.randomnet import build_randomnet
+        from ssnas_tf.tuners.randomnet import build_randomnet, precise_batch_norm
         c, ds, s = run.config, run.dataset, run.splits
         if genotype_path is not None:
             raise RunError("--genotype: a randomnet run has no genotype; it trains "
@@ -253,6 +254,7 @@ class RandomNetFinetune(Step):
              f"{c.finetune_epochs} epochs x {steps} steps on {len(s.labeled)} samples")
         model.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
                   verbose=run.verbose, shuffle=False)
+        precise_batch_norm(model, train)  # no-op without batch norm
         atomic_save_model(model, run.path("classifier.keras"))
         return run._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 

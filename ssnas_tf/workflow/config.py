@@ -116,6 +116,12 @@ class RunConfig:
             (cosine-decayed to 0) its final training. Defaults to 1e-3; the
             paper's 1e-4 leaves its raw-input networks at chance after a
             few hundred steps.
+        randomnet_normalization: RandomNet's sampled networks standardise
+            image and spectrogram inputs and put batch normalisation after
+            every conv or Dense op, its statistics reset after training
+            (`ssnas_tf.tuners.randomnet.precise_batch_norm`). Defaults to
+            True (docs/modalities.md#randomnet-that-learns); False gives the
+            paper's networks.
         max_steps_per_epoch: cap on the batches of every epoch of every step
             (smoke tests, benchmarks on large data). Defaults to None (no cap).
         deterministic: TensorFlow op determinism, so a rerun with the same
@@ -177,6 +183,7 @@ class RunConfig:
     trial_fraction: float = 0.1
     trial_min_steps: int = 30
     randomnet_learning_rate: float = 1e-3
+    randomnet_normalization: bool = True
     precision: str = "float32"
     arch_order: int = 1
     split_seed: Optional[int] = None
