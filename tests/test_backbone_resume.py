@@ -67,6 +67,7 @@ def _count_fits(monkeypatch):
     return fits
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_interrupted_backbone_step_resumes_to_the_same_backbones(tmp_path, monkeypatch,
                                                                  capsys):
     whole = _train(tmp_path / "whole")

@@ -413,6 +413,7 @@ def _one_modality_classifier(tmp_path):
     return data, keras.models.load_model(tmp_path / "classifier.keras")
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_export_takes_only_the_modalities_the_genotype_reads(tmp_path):
     from ssnas_tf.data.pipelines import to_model_inputs
     from ssnas_tf.serving.prune import prune_classifier, used_modalities

@@ -65,6 +65,7 @@ def _separately(backbones, dataset, index, config, epochs, batch_size, seed,
     return histories
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_joint_fit_gives_the_backbones_of_one_fit_per_modality(capsys):
     dataset = _dataset()
     index = np.arange(72)

@@ -353,6 +353,7 @@ def test_cli_step_by_step_ssl(tmp_path, capsys):
     assert "error" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_cli_finetune_with_another_genotype(tiny_run, tmp_path, mfeat):
     """`finetune --genotype` on a copy of the finished run, then evaluate and
     export into another root: a classifier for that genotype."""
@@ -385,6 +386,7 @@ def _other_genotype(genotype, folder):
     return other, path
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_finetune_refuses_an_encoder_pretrained_from_another_genotype(
         tiny_run, tmp_path, capsys):
     """`pretrain --genotype X` builds encoder.keras from X: `finetune` asked for
@@ -419,6 +421,7 @@ def test_ssl_finetune_without_an_encoder_warns_and_records_it(tiny_run, tmp_path
     assert _read_json(os.path.join(d, "results.json"))["encoder_origin"] == "random"
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_ssl_search_reads_no_label_outside_the_labeled_part(tiny_run, tmp_path, mfeat,
                                                            monkeypatch):
     """The ssl search again, on a copy of the data whose labels outside the
@@ -487,6 +490,7 @@ def _same_architecture_weights_other_scores(logs):
         "the criterion did not read the select part"
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_ssl_genotype_is_selected_on_samples_that_train_no_weight(tiny_run, tmp_path,
                                                                    mfeat, monkeypatch):
     """Noise in place of the select part's inputs changes the criterion but

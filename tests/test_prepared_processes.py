@@ -55,6 +55,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_three_processes_load_one_fresh_folder(tmp_path):
     root = _write_avmnist(tmp_path / "avmnist")
     go = tmp_path / "go"

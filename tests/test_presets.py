@@ -139,6 +139,7 @@ TINY = ["--backbone-epochs", "0", "--finetune-epochs", "1", "--backbone-width", 
         "--channels", "8", "--length", "4", "--label-fraction", "0.2"]
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_cli_fixed_method_and_finetune_preset(tmp_path, capsys):
     d = str(tmp_path / "run")
     assert main(["run", "--method", "fixed", "--fusion", "aoa", "--output", d, *TINY]) == 0

@@ -38,7 +38,8 @@ def _tiny_dataset(n=48, classes=3, seed=0):
                              [str(c) for c in range(classes)])
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", [0, 1, pytest.param(2, marks=pytest.mark.slow),
+                                  pytest.param(3, marks=pytest.mark.slow)])
 def test_sampled_architecture_builds_trains_and_round_trips(seed):
     arch = sample_architecture(KINDS, seed)
     assert architecture_from_json(architecture_to_json(arch)) == arch
@@ -220,6 +221,7 @@ def _event_records(directory):
     return records
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_tuner_trials_log_hparams_and_their_score_to_tensorboard(tmp_path):
     """A TensorBoard callback gives each trial its own log folder with the
     HParams session (its architecture seed) and the trial's objective, equal

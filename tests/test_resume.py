@@ -71,6 +71,7 @@ def _fit(model, tmp_path, epochs, initial_epoch=0):
     return tracker, start
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_interrupted_search_resumes_to_the_same_state(tmp_path):
     whole, _ = _fit(_model(), tmp_path / "whole", EPOCHS)
     reference = _state(whole.model)
@@ -203,6 +204,7 @@ class _Killed(Exception):
     pass
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_checkpoints_every_min_seconds_and_a_resume_from_an_earlier_epoch(tmp_path,
                                                                          monkeypatch):
     """With a long interval only the first and last epochs are saved; killed
