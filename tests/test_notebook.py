@@ -1,7 +1,7 @@
 """notebooks/quickstart.ipynb: valid nbformat 4, compiling cells, existing APIs.
 
 The fast tests read the notebook as JSON and never run it. The full execution
-(about 5 minutes on 2 CPU cores) is marked slow and needs nbclient, nbformat and
+(with CI's tiny settings) is marked slow and needs nbclient, nbformat and
 ipykernel, which are not dependencies of the package: `pip install nbclient
 nbformat ipykernel && python -m pytest -m slow tests/test_notebook.py`.
 """
@@ -207,7 +207,9 @@ def execute_notebook(path, workdir, monkeypatch):
 
 @pytest.mark.slow
 def test_notebook_executes(tmp_path, monkeypatch):
-    """Runs the whole notebook in a fresh kernel, in a scratch folder."""
+    """Runs the whole notebook in a fresh kernel, in a scratch folder, with
+    its CI settings (`SSNAS_NOTEBOOK_CI=1`: tiny epochs and widths)."""
+    monkeypatch.setenv("SSNAS_NOTEBOOK_CI", "1")
     notebook = execute_notebook(NOTEBOOK, tmp_path, monkeypatch)
 
     text = []
