@@ -179,7 +179,7 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     from ssnas_tf.data import load_dataset
     kinds = load_dataset("mfeat").kinds
     seed = best["hyperparameters"]["values"]["architecture_seed"]
-    assert arch == sample_architecture(kinds, seed)
+    assert arch == sample_architecture(kinds, seed, normalization=True)  # the default
     assert results["search_best_trial"] == best["trial_id"] and results["search_trials"] == 2
     assert 0 <= results["weighted_f1"] <= 1 and results["architecture"] == arch
     assert os.path.getsize(os.path.join(d, "randomnet_architecture.svg")) > 0
