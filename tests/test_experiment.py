@@ -224,6 +224,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # whole searches or fits: kept out of the fast tier
 def test_keras_tuner_chief_hands_each_trial_to_a_worker_once(tmp_path, monkeypatch):
     """A chief process serves the oracle; this process is a worker."""
     root, port = str(tmp_path / "exp"), str(_free_port())

@@ -25,7 +25,7 @@ def _weights(run):
     return model.get_weights()
 
 
-@pytest.mark.parametrize("mode", ["external", "shared"])
+@pytest.mark.parametrize("mode", ["external", pytest.param("shared", marks=pytest.mark.slow)])
 def test_backbone_step_ignores_method_and_fraction(tmp_path, mode):
     """The premise of sharing: another method and fraction, same seeds, give
     the same backbones weight for weight, under the same key."""
