@@ -32,9 +32,10 @@ from ssnas_tf.workflow.steps import Export, Step, _log, _summary
 # one of them must not resume the old trials.
 TUNER_FIELDS = ("dataset", "data_dir", "dataset_options", "label_fraction", "seed",
                 "test_fraction", "batch_size", "trial_fraction", "trial_min_steps",
-                "randomnet_learning_rate", "randomnet_normalization", "threshold", "backbones", "backbone_width",
-                "backbone_epochs", "image_weights", "channels", "length", "num_cells",
-                "num_steps", "multiplier", "node_multiplier", "dropout", "primitives",
+                "randomnet_learning_rate", "randomnet_normalization", "threshold",
+                "backbones", "backbone_width", "backbone_epochs", "image_weights",
+                "channels", "length", "num_cells", "num_steps", "multiplier",
+                "node_multiplier", "dropout", "primitives",
                 "search_epochs", "learning_rate", "attention_dropout", "torch_defaults")
 
 
