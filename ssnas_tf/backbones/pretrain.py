@@ -14,6 +14,7 @@ from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel, JointContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
 from ssnas_tf.devices import follow_scope_strategy
+from ssnas_tf.optimizers import Adam
 from ssnas_tf.seeds import derive_seed
 from ssnas_tf.errors import ConfigError, DataError
 
@@ -59,7 +60,7 @@ def _pretrain_jointly(backbones, datasets, index, config, epochs, batch_size, se
         {m: _contrastive_model(m, b, seed, temperature, projection_dim)
          for m, b in backbones.items()}, name="joint_backbone_pretraining"))
     model.built = True
-    model.compile(keras.optimizers.Adam(learning_rate))
+    model.compile(Adam(learning_rate))
     model.optimizer.build(model.trainable_variables)  # before its state is restored
 
     def batches(start_epoch):

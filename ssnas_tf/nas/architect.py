@@ -26,6 +26,7 @@ import tensorflow as tf
 from keras import ops
 
 from ssnas_tf.nas.unrolled import unrolled_arch_gradients
+from ssnas_tf.optimizers import Adam
 from ssnas_tf.ssl.contrastive_model import simclr_loss
 from ssnas_tf.ssl.distributed import scale_gradients
 from ssnas_tf.tasks import Task
@@ -61,8 +62,8 @@ def reference_optimizers(steps_per_epoch, learning_rate=1e-3, min_learning_rate=
     schedule = keras.optimizers.schedules.CosineDecayRestarts(
         learning_rate, first_decay_steps=max(1, steps_per_epoch), t_mul=2.0,
         m_mul=1.0, alpha=min_learning_rate / learning_rate)
-    return (keras.optimizers.Adam(schedule),
-            keras.optimizers.Adam(arch_learning_rate, beta_1=0.5, beta_2=0.999))
+    return (Adam(schedule),
+            Adam(arch_learning_rate, beta_1=0.5, beta_2=0.999))
 
 
 @keras.saving.register_keras_serializable(package="ssnas_tf")

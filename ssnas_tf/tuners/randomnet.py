@@ -343,14 +343,18 @@ def precise_batch_norm(model, batches, num_batches=PRECISE_BN_BATCHES):
     if not norms:
         return 0
     probe = keras.Model(model.inputs, [layer.input for layer in norms])
+
+    # Traced once: eagerly, a normalised network of a few hundred layers takes
+    # about 0.2 s a batch in Python overhead alone (mfeat, 244 layers).
+    @tf.function(reduce_retracing=True)
+    def batch_moments(x):
+        return [tf.nn.moments(tf.cast(h, "float32"), list(range(len(h.shape) - 1)))
+                for h in probe(x, training=True)]
+
     totals = None
     seen = 0
     for x, _ in batches.take(num_batches):
-        outputs = probe(x, training=True)
-        moments = []
-        for h in outputs:
-            axes = list(range(len(h.shape) - 1))
-            moments.append(tf.nn.moments(tf.cast(h, "float32"), axes))
+        moments = batch_moments(x)
         totals = moments if totals is None else [
             (m0 + m1, v0 + v1) for (m0, v0), (m1, v1) in zip(totals, moments)]
         seen += 1

@@ -27,6 +27,7 @@ import keras_tuner
 import numpy as np
 
 from ssnas_tf.data.pipelines import labeled_batches, model_inputs
+from ssnas_tf.optimizers import Adam, build_optimizer
 from ssnas_tf.tasks import Task
 from ssnas_tf.tuners.randomnet import build_randomnet, precise_batch_norm, sample_architecture
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
@@ -147,8 +148,9 @@ class RandomNetHyperModel(keras_tuner.HyperModel):
     def build_model(self, arch):
         model = build_randomnet(arch, self.input_shapes, self.task.num_classes,
                                 self.vector_stats, self.vocab_sizes)
-        model.compile(keras.optimizers.Adam(self.learning_rate),
+        model.compile(Adam(self.learning_rate),
                       loss=self.task.keras_loss())
+        build_optimizer(model)
         return model
 
     def build(self, hp):

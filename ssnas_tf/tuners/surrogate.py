@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from ssnas_tf.nas.genotypes import EDGE_OP, Genotype, StepGenotype
 from ssnas_tf.nas.model import DerivedNetwork
+from ssnas_tf.optimizers import Adam, build_optimizer
 from ssnas_tf.ssl.heads import classifier_head
 from ssnas_tf.tuners.search import OBJECTIVE, best_trial, score_f1  # noqa: F401
 from ssnas_tf.tuners.trial_logs import fit_callbacks, log_objective
@@ -107,7 +108,8 @@ class SurrogateHyperModel(keras_tuner.HyperModel):
                                dropout=c.dropout, attention_dropout=c.attention_dropout,
                                torch_defaults=c.torch_defaults, name="fusion")(inputs)
         model = keras.Model(inputs, classifier_head(self.task.num_classes)(fused))
-        model.compile(keras.optimizers.Adam(c.learning_rate), loss=self.task.keras_loss())
+        model.compile(Adam(c.learning_rate), loss=self.task.keras_loss())
+        build_optimizer(model)
         return model
 
     def fit(self, hp, model, train, valid, callbacks=None, **kwargs):

@@ -24,6 +24,7 @@ import keras
 from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
 from ssnas_tf.data.pipelines import labeled_batches, model_inputs, steps_per_epoch
 from ssnas_tf.nas.presets import preset_genotype
+from ssnas_tf.optimizers import Adam, build_optimizer
 from ssnas_tf.errors import RunError
 from ssnas_tf.workflow.run import Run
 from ssnas_tf.workflow.steps import Export, Step, _log, _summary
@@ -248,7 +249,8 @@ class RandomNetFinetune(Step):
         # raw-input networks need it, and small steps at the end.
         schedule = keras.optimizers.schedules.CosineDecay(
             c.randomnet_learning_rate, decay_steps=max(1, steps * c.finetune_epochs))
-        model.compile(keras.optimizers.Adam(schedule), loss=run.task.keras_loss())
+        model.compile(Adam(schedule), loss=run.task.keras_loss())
+        build_optimizer(model)
         train = labeled_batches(ds, s.labeled, c.finetune_batch_size, seeds.seed("data"),
                                 shuffle=True, repeat=True, deterministic=c.deterministic)
         _log(f"[ssnas] finetune: the best RandomNet architecture from scratch, "

@@ -33,6 +33,7 @@ from ssnas_tf.errors import RunError
 from ssnas_tf.nas.architect import SearchModel, reference_optimizers
 from ssnas_tf.nas.callbacks import GenotypeTracker, HeldOutLoss
 from ssnas_tf.nas.model_search import SearchNetwork
+from ssnas_tf.optimizers import Adam
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead, classifier_head
 from ssnas_tf.workflow.resume import BackboneCheckpoint, StepCheckpoint
@@ -87,7 +88,7 @@ def fit_resumable(run, step, model, make_data, epochs, steps, optimizers, identi
 
     `make_data(start_epoch)` gives the training data from that epoch on.
     """
-    for optimizer_ in optimizers.values():
+    for optimizer_ in optimizers.values():  # before a restore, and out of the trace
         if not optimizer_.built:
             optimizer_.build(model.trainable_variables)
     checkpoint = StepCheckpoint(run.directory, step, model, optimizers,
@@ -325,7 +326,7 @@ class ContrastivePretrain(Step):
                               deterministic=c.deterministic)
         first = pairs(0)  # built once (its map functions are traced), read twice
         model(next(iter(first))[0])
-        model.compile(keras.optimizers.Adam(c.learning_rate), jit_compile=c.jit_compile)
+        model.compile(Adam(c.learning_rate), jit_compile=c.jit_compile)
         _log(f"[ssnas] pretrain: contrastive, {c.pretrain_epochs} epochs x {steps} "
              f"steps on {len(s.unlabeled)} unlabeled samples")
         checkpoint = fit_resumable(run, "pretrain", model,
@@ -357,7 +358,7 @@ class Finetune(Step):
         encoder, origin = self._finetune_encoder(run, genotype, genotype_path)
         logits = classifier_head(ds.num_classes)(encoder.output)
         classifier = run._distributed(keras.Model(encoder.input, logits, name="classifier"))
-        classifier.compile(keras.optimizers.Adam(c.finetune_learning_rate),
+        classifier.compile(Adam(c.finetune_learning_rate),
                            loss=run.task.keras_loss(),
                            jit_compile=c.jit_compile)
         steps = steps_per_epoch(len(s.labeled), c.finetune_batch_size, c.max_steps_per_epoch)
