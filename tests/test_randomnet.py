@@ -161,8 +161,11 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     from ssnas_tf.cli import main
     from ssnas_tf.serving.export import load_exported
     d = str(tmp_path / "run")
+    # Two of mfeat's six views (an image and a vector): a third of the layers
+    # to trace in every trial; the CLI path is the same.
     flags = ["--method", "randomnet", "--output", d, "--finetune-epochs", "1",
-             "--label-fraction", "0.2", "--trial-fraction", "0.5", "--trial-min-steps", "1"]
+             "--label-fraction", "0.2", "--trial-fraction", "0.5", "--trial-min-steps", "1",
+             "--dataset-option", 'views=["fou", "pix"]']
     assert main(["run", "--trials", "2", *flags]) == 0
     with open(os.path.join(d, "results.json")) as f:
         results = json.load(f)
@@ -177,7 +180,8 @@ def test_cli_randomnet_run_resumes_and_exports(tmp_path, capsys):
     with open(os.path.join(d, "randomnet_architecture.json")) as f:
         arch = json.load(f)
     from ssnas_tf.data import load_dataset
-    kinds = load_dataset("mfeat").kinds
+    kinds = load_dataset("mfeat", views=("fou", "pix")).kinds
+    assert list(kinds) == ["fou", "pix"]
     seed = best["hyperparameters"]["values"]["architecture_seed"]
     assert arch == sample_architecture(kinds, seed, normalization=True)  # the default
     assert results["search_best_trial"] == best["trial_id"] and results["search_trials"] == 2

@@ -17,7 +17,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--epochs", "2", "--backbone-epochs", "1", "--pretrain-epochs", "1",
         "--finetune-epochs", "2", "--batch-size", "32", "--channels", "8",
         "--backbone-width", "8", "--projection-dim", "8", "--num-cells", "2",
-        "--num-steps", "1", "--seed", "3"]
+        "--num-steps", "1", "--seed", "3",
+        # two of mfeat's six views, an image and a vector: smaller graphs, both augmentations
+        "--dataset-option", 'views=["pix", "fou"]']
 METRICS = ("weighted_f1", "accuracy", "search_best_score", "search_best_epoch", "genotype")
 
 
