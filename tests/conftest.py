@@ -29,22 +29,32 @@ def count_params_fixture():
     return count_params
 
 
-# Modules whose tests take longest (`pytest --durations`, 2 cores), longest
-# first. With `--dist loadscope --no-loadscope-reorder` xdist hands modules to
-# the workers in collection order, so starting the long ones first keeps one
-# of them from being the last thing left running on one worker while the
-# other worker idles. Order only: every test still runs.
+# Modules whose tests take longest in the full run (`pytest -m "slow or not
+# slow" --durations`, 2 cores), longest first. xdist (`--dist loadscope`) hands
+# whole modules to the workers in queue order; starting the long ones first
+# keeps one of them from being the last thing left running on one worker while
+# the other idles. The fast tier keeps xdist's own order (most tests first),
+# measured faster there. Order only: every test still runs.
 LONGEST_FIRST = (
-    "test_randomnet.py", "test_doc_examples.py", "test_notebooks_uses.py",
-    "test_pipeline.py", "test_notebook_baselines.py", "test_slow_experiment.py",
-    "test_resume.py", "test_notebook.py", "test_slow_multi_worker.py",
-    "test_backbone_resume.py", "test_slow_default_run.py", "test_cli_errors.py",
-    "test_slow_tabular_run.py", "test_distributed_tuning.py", "test_tensorboard.py",
-    "test_quiet.py", "test_in_memory.py", "test_surrogate.py", "test_export.py",
-    "test_slow_reproducible_run.py",
+    "test_pipeline.py", "test_slow_experiment.py", "test_doc_examples.py",
+    "test_notebooks_uses.py", "test_notebook_baselines.py", "test_notebook.py",
+    "test_resume.py", "test_slow_default_run.py", "test_randomnet.py",
+    "test_slow_reproducible_run.py", "test_slow_tabular_run.py", "test_export.py",
+    "test_in_memory.py", "test_backbone_resume.py", "test_distributed_tuning.py",
+    "test_slow_multi_worker.py", "test_presets.py", "test_tensorboard.py",
 )
 
 
+def _runs_slow_tests(config):
+    return "slow" in (config.option.markexpr or "").replace("not slow", "")
+
+
+def pytest_configure(config):
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist
+        config.option.loadscopereorder = not _runs_slow_tests(config)
+
+
 def pytest_collection_modifyitems(config, items):
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
+    if _runs_slow_tests(config):
+        rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+        items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable
