@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--epochs", "1", "--backbone-epochs", "1", "--pretrain-epochs", "1",
         "--finetune-epochs", "2", "--backbone-width", "8", "--channels", "8",
         "--projection-dim", "16", "--num-cells", "1", "--num-steps", "1",
-        "--multiplier", "1", "--batch-size", "64",
+        "--multiplier", "1", "--batch-size", "64", "--max-steps-per-epoch", "3",
         "--dataset-option", 'views=["fou","mor"]']
 
 
