@@ -14,7 +14,8 @@ Tracing, not arithmetic, is most of a short run's time on CPU
   about 1-2 ms of Python per op in a trace. `Adam` below computes them once
   per step and dtype and updates each variable with plain TensorFlow ops:
   the same operations on the same values, so the same numbers to the bit
-  (tested against `keras.optimizers.Adam`), in a third of the ops.
+  (tested against `keras.optimizers.Adam`), in fewer ops (the default run,
+  profiled: the update trace 7.2 s -> 2.7 s).
 """
 
 import keras
