@@ -14,7 +14,7 @@ from ssnas_tf.ssl import augment as augment_lib
 from ssnas_tf.ssl.contrastive_model import ContrastiveModel, JointContrastiveModel
 from ssnas_tf.ssl.heads import ProjectionHead
 from ssnas_tf.devices import follow_scope_strategy
-from ssnas_tf.optimizers import Adam
+from ssnas_tf.optimizers import Adam, build_optimizer
 from ssnas_tf.seeds import derive_seed
 from ssnas_tf.errors import ConfigError, DataError
 
@@ -61,7 +61,7 @@ def _pretrain_jointly(backbones, datasets, index, config, epochs, batch_size, se
          for m, b in backbones.items()}, name="joint_backbone_pretraining"))
     model.built = True
     model.compile(Adam(learning_rate))
-    model.optimizer.build(model.trainable_variables)  # before its state is restored
+    build_optimizer(model)  # before its state is restored, and out of the trace
 
     def batches(start_epoch):
         # Rows are read a batch at a time (the data may be on disk). Each
