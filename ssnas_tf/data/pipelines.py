@@ -23,6 +23,9 @@ from ssnas_tf.seeds import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
 _NO_AUGMENT = AugmentConfig.none()
+# The functions mapped here have no tensor-dependent Python control flow, so
+# autograph's source conversion (about 2-3 s of a short run) is skipped.
+_plain = tf.autograph.experimental.do_not_convert
 
 
 def to_model_inputs(features, kinds):
@@ -45,6 +48,7 @@ def _index_batches(index, batch_size, seed, shuffle, repeat, start_epoch,
     n = len(index)
     index = tf.constant(np.asarray(index, dtype=np.int64))
 
+    @_plain
     def epoch_batches(epoch):
         rows = (tf.random.experimental.stateless_shuffle(
             index, seed=tf.stack([tf.cast(seed, tf.int64), epoch])) if shuffle else index)
@@ -81,6 +85,7 @@ def _row_reader(dataset, with_labels):
             out.append(labels[sorted_rows][restore].astype(specs[-1][0]))
         return out
 
+    @_plain
     def fetch(rows):
         tensors = tf.numpy_function(read, [rows], [tf.as_dtype(d) for d, _ in specs],
                                     stateful=False)
@@ -174,15 +179,15 @@ def labeled_batches(dataset, index, batch_size, seed=None, shuffle=False,
     ds = ds.map(_row_reader(dataset, True), num_parallel_calls=AUTOTUNE)
     kinds = dataset.kinds
     if augment_config is None:
-        ds = ds.map(lambda x, y: (to_model_inputs(x, kinds), y),
+        ds = ds.map(_plain(lambda x, y: (to_model_inputs(x, kinds), y)),
                     num_parallel_calls=AUTOTUNE)
     else:
         steps = steps_per_epoch(len(index), batch_size, max_steps)
         augment_seed = derive_seed(seed, "augment")
         ds = ds.enumerate(start=start_epoch * steps).map(
-            lambda i, xy: (augment_batch(
+            _plain(lambda i, xy: (augment_batch(
                 xy[0], kinds, augment_config,
-                seed=tf.stack([tf.constant(augment_seed, tf.int64), i])), xy[1]),
+                seed=tf.stack([tf.constant(augment_seed, tf.int64), i])), xy[1])),
             num_parallel_calls=AUTOTUNE)
     return _ordered(ds.prefetch(AUTOTUNE), deterministic)
 
@@ -196,5 +201,5 @@ def model_inputs(dataset, index, batch_size=256):
     ds = _index_batches(index, min(batch_size, len(index)), 0, False, False, 0, False)
     kinds = dataset.kinds
     return (ds.map(_row_reader(dataset, False), num_parallel_calls=AUTOTUNE)
-            .map(lambda x: to_model_inputs(x, kinds), num_parallel_calls=AUTOTUNE)
+            .map(_plain(lambda x: to_model_inputs(x, kinds)), num_parallel_calls=AUTOTUNE)
             .prefetch(AUTOTUNE))

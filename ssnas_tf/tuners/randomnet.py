@@ -346,7 +346,7 @@ def precise_batch_norm(model, batches, num_batches=PRECISE_BN_BATCHES):
 
     # Traced once: eagerly, a normalised network of a few hundred layers takes
     # about 0.2 s a batch in Python overhead alone (mfeat, 244 layers).
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def batch_moments(x):
         return [tf.nn.moments(tf.cast(h, "float32"), list(range(len(h.shape) - 1)))
                 for h in probe(x, training=True)]
