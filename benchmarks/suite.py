@@ -14,7 +14,7 @@ Each run trains on the dataset's non-test samples only and is scored on a
 seeded stratified 20% of them (`ssnas_tf.data.validation.validation_view`):
 the test split is never read. One JSON line per run, then per variant the mean
 validation weighted F1 per dataset, the rank among the variants on each
-dataset (1 = best) and the mean rank:
+dataset (1 = best; equal means share their average rank) and the mean rank:
 
     python benchmarks/suite.py --output runs/suite --seeds 0,1,2 \\
         --variant simclr:search_cross_modal=0 --variant cross:search_cross_modal=0.5
@@ -40,6 +40,7 @@ import sys
 import time
 
 import numpy as np
+from scipy.stats import rankdata
 
 from ssnas_tf.quiet import quiet_tensorflow
 
@@ -205,13 +206,14 @@ def summarize(records, datasets, variants):
              if any(r["variant"] == v and r["dataset"] == d for r in records)}
     ranks = {}
     for d in datasets:
-        scored = sorted((-means[(v, d)], v) for v in variants if (v, d) in means)
-        for position, (_, v) in enumerate(scored, 1):
-            ranks[(v, d)] = position
+        present = [v for v in variants if (v, d) in means]
+        # Tied means share the average of their positions (scipy's "average").
+        for v, rank in zip(present, rankdata([-means[(v, d)] for v in present])):
+            ranks[(v, d)] = float(rank)
     lines = ["| variant | " + " | ".join(datasets) + " | mean rank |",
              "|---" * (len(datasets) + 2) + "|"]
     for v in variants:
-        cells = [f"{means[(v, d)]:.3f} ({ranks[(v, d)]}){_reads(records, v, d)}"
+        cells = [f"{means[(v, d)]:.3f} ({ranks[(v, d)]:g}){_reads(records, v, d)}"
                  if (v, d) in means else "-" for d in datasets]
         mine = [ranks[(v, d)] for d in datasets if (v, d) in ranks]
         mean_rank = f"{np.mean(mine):.2f}" if mine else "-"
