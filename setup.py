@@ -51,5 +51,5 @@ setup(
         "docs": ["mkdocs>=1.6,<2", "mkdocs-material>=9.5,<10",
                  "mkdocstrings-python>=1.10"],
     },
-    entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:main"]},
+    entry_points={"console_scripts": ["ssnas=ssnas_tf.cli:console_main"]},
 )

@@ -1,16 +1,21 @@
-"""Two `ssnas run` processes with one seed give bit-identical results.
+"""Two `ssnas run` processes with one seed give bit-identical results, and so
+does the same run made step by step, one process per step.
 
-Tiny settings; the two runs go in parallel, each in its own process as a user
-would start them (TensorFlow state cannot leak from one into the other).
+Tiny settings; the runs go in parallel, each in its own process as a user
+would start them (TensorFlow state cannot leak from one into the other). The
+step-by-step run reads every model back from disk, where `ssnas run` reuses
+the ones it saved (`Run._load`): the results must not tell them apart.
 
     python -m pytest tests/test_slow_reproducible_run.py -m slow -q
 """
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -23,12 +28,32 @@ TINY = ["--epochs", "2", "--backbone-epochs", "1", "--pretrain-epochs", "1",
 METRICS = ("weighted_f1", "accuracy", "search_best_score", "search_best_epoch", "genotype")
 
 
-def _start(output, log):
+def _env():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _start(output, log):
     return subprocess.Popen([sys.executable, "-m", "ssnas_tf.cli", "run", "--output",
-                             str(output), *TINY], env=env, stdout=log,
+                             str(output), *TINY], env=_env(), stdout=log,
                             stderr=subprocess.STDOUT)
+
+
+def _start_step_by_step(output, log):
+    cli = f"{shlex.quote(sys.executable)} -m ssnas_tf.cli"
+    out = shlex.quote(str(output))
+    commands = [f"{cli} search --output {out} {shlex.join(TINY)}"] + [
+        f"{cli} {step} --output {out}"
+        for step in ("pretrain", "finetune", "evaluate", "export")]
+    return subprocess.Popen(["sh", "-c", " && ".join(commands)], env=_env(), stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def _classifier_weights(run):
+    import keras
+    import ssnas_tf.workflow.run  # noqa: F401  (registers the package's layers)
+    return keras.models.load_model(run / "classifier.keras").get_weights()
 
 
 def _read(path):
@@ -37,20 +62,25 @@ def _read(path):
 
 
 @pytest.mark.slow
-def test_two_processes_give_bit_identical_results(tmp_path):
-    runs = [tmp_path / "a", tmp_path / "b"]
+def test_two_processes_and_a_step_by_step_run_give_bit_identical_results(tmp_path):
+    runs = [tmp_path / "a", tmp_path / "b", tmp_path / "steps"]
     logs = [open(tmp_path / f"{run.name}.log", "w") for run in runs]
-    procs = [_start(run, log) for run, log in zip(runs, logs)]
+    procs = [_start(runs[0], logs[0]), _start(runs[1], logs[1]),
+             _start_step_by_step(runs[2], logs[2])]
     for proc, log in zip(procs, logs):
-        assert proc.wait(timeout=600) == 0, _read(log.name).decode()[-3000:]
+        assert proc.wait(timeout=900) == 0, _read(log.name).decode()[-3000:]
         log.close()
-    a, b = runs
-    assert _read(a / "genotype.json") == _read(b / "genotype.json")
-    # Every epoch's alpha/beta/gamma and criterion, to the last bit.
-    assert _read(a / "search_log.jsonl") == _read(b / "search_log.jsonl")
+    a = runs[0]
     results = [json.loads(_read(run / "results.json")) for run in runs]
-    for key in METRICS:
-        assert results[0][key] == results[1][key], key
+    for other, result in zip(runs[1:], results[1:]):
+        assert _read(a / "genotype.json") == _read(other / "genotype.json"), other.name
+        # Every epoch's alpha/beta/gamma and criterion, to the last bit.
+        assert _read(a / "search_log.jsonl") == _read(other / "search_log.jsonl"), other.name
+        for key in METRICS:
+            assert results[0][key] == result[key], (other.name, key)
+    # Pretraining and fine-tuning drew the same initial weights and batches.
+    for x, y in zip(_classifier_weights(a), _classifier_weights(runs[2])):
+        np.testing.assert_array_equal(x, y)
     record = results[0]["reproducibility"]
     assert record["determinism"]["deterministic"] is True
     assert record["seed_tree"] == results[1]["reproducibility"]["seed_tree"]

@@ -21,7 +21,7 @@ import time
 
 import keras
 
-from ssnas_tf.atomic import atomic_output, atomic_save_model, atomic_write_text
+from ssnas_tf.atomic import atomic_output, atomic_write_text
 from ssnas_tf.data.pipelines import labeled_batches, model_inputs, steps_per_epoch
 from ssnas_tf.nas.presets import preset_genotype
 from ssnas_tf.optimizers import Adam, build_optimizer
@@ -258,7 +258,7 @@ class RandomNetFinetune(Step):
         model.fit(train, epochs=c.finetune_epochs, steps_per_epoch=steps,
                   verbose=run.verbose, shuffle=False)
         precise_batch_norm(model, train)  # no-op without batch norm
-        atomic_save_model(model, run.path("classifier.keras"))
+        run._save_model(model, "classifier.keras")
         return run._record(seconds={"finetune": round(time.perf_counter() - start, 1)})
 
 
@@ -270,7 +270,7 @@ class RandomNetEvaluate(Step):
     def __call__(self, run):
         c, ds, s = run.config, run.dataset, run.splits
         start = time.perf_counter()
-        classifier = run._load("classifier.keras", "finetune")
+        classifier = run._load("classifier.keras", "finetune", reuse=True)
         probs = run.task.probabilities(
             classifier.predict(model_inputs(ds, s.test), verbose=0))
         metrics = run.task.metrics(ds.labels[s.test], probs)
@@ -286,7 +286,7 @@ class RandomNetExport(Export):
     fusion, the sampler sees to it), with its architecture as provenance."""
 
     def classifier(self, run):
-        return run._load("classifier.keras", "finetune")
+        return run._load("classifier.keras", "finetune", reuse=True, release=True)
 
     def provenance(self, run, classifier):
         return {**super().provenance(run, classifier),

@@ -53,6 +53,7 @@ from ssnas_tf.atomic import atomic_output, atomic_write_text
 from ssnas_tf.data import as_dataset, load_dataset
 from ssnas_tf.data.splits import RunSplits, make_splits
 from ssnas_tf.errors import ConfigError, GenotypeError, RunError
+from ssnas_tf.graph_options import skip_idle_grappler_passes
 from ssnas_tf.nas import presets
 from ssnas_tf.nas.genotypes import Genotype
 from ssnas_tf.nas.model import DerivedNetwork
@@ -66,6 +67,7 @@ from ssnas_tf.workflow.config import RunConfig
 from ssnas_tf.workflow.fingerprint import (dataset_fingerprint, read_run_splits,
                                            source_files)
 from ssnas_tf.workflow.lock import RunLock
+from ssnas_tf.workflow.model_files import ModelFiles
 from ssnas_tf.workflow.resume import CHECKPOINT_DIR, config_differences, finished_steps
 # Importable from here as before (the baselines and tests use them).
 from ssnas_tf.workflow.steps import (_log, _summary, built_genotype,  # noqa: F401
@@ -151,6 +153,7 @@ class Run:
         self._dataset = None if dataset is None else as_dataset(dataset, name=config.dataset)
         self._splits = None
         self._feature_names = None
+        self._models = ModelFiles(directory)
         self._determinism = None  # the settings in force, once a step set them
         self._recorded_fingerprint = None
         self._strategy = None
@@ -319,17 +322,19 @@ class Run:
         atomic_write_text(path, json.dumps(results, indent=2))
         return results
 
-    def _load(self, name, step):
-        path = self.path(name)
-        if not os.path.exists(path):
-            raise RunError(f"{path} not found: run `ssnas {step}` first")
-        return keras.models.load_model(path)
+    def _save_model(self, model, name):
+        self._models.save(model, name)
+
+    def _load(self, name, step, reuse=False, release=False):
+        """`ModelFiles.load` of the run directory's file `name`."""
+        return self._models.load(name, step, reuse=reuse, release=release)
 
     def configure_tensorflow(self):
         """Op determinism and thread count of `config` for this process (each
         step calls it; the CLI calls it first, before TensorFlow runs an op)."""
         self._determinism = reproducibility.configure_determinism(
             self.config.deterministic, self.config.threads)
+        skip_idle_grappler_passes()
 
     def _begin(self, step):
         """Determinism settings and the step's own initialisation seed; returns
@@ -366,12 +371,10 @@ class Run:
                     self._recorded_fingerprint = json.load(f).get("fingerprint")
         return self._recorded_fingerprint
 
-
-    def _frozen_backbones(self):
-        backbones = self._load("backbones.keras", "search")
+    def _frozen_backbones(self, reuse=False):
+        backbones = self._load("backbones.keras", "search", reuse=reuse)
         backbones.trainable = False
         return backbones
-
 
     def _draw(self, genotype):
         try:
@@ -381,7 +384,6 @@ class Run:
         for ext in ("svg", "png"):
             with atomic_output(self.path(f"architecture.{ext}"), f".{ext}") as tmp:
                 draw_genotype(genotype, tmp, title=f"{self.config.dataset} / {self.config.method}")
-
 
     def load_genotype(self, path=None):
         """The run's genotype.json, the file at `path`, or a fusion preset
@@ -413,7 +415,8 @@ class Run:
 
     def _backbone_features(self):
         if self._feature_names is None:
-            self._feature_names = list(self._load("backbones.keras", "search").output)
+            backbones = self._load("backbones.keras", "search", reuse=True)
+            self._feature_names = list(backbones.output)
         return self._feature_names
 
     def build_encoder(self, genotype, backbones):
@@ -426,8 +429,6 @@ class Run:
                                dropout=c.dropout, attention_dropout=c.attention_dropout,
                                torch_defaults=c.torch_defaults, name="fusion")(features)
         return keras.Model(inputs, fused, name="encoder")
-
-
 
     # -- the steps -----------------------------------------------------------
 

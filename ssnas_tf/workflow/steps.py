@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ssnas_tf import backbones as backbones_lib
-from ssnas_tf.atomic import atomic_save_model, atomic_write_text
+from ssnas_tf.atomic import atomic_write_text
 from ssnas_tf.data.pipelines import (labeled_batches, model_inputs, steps_per_epoch,
                                      view_pairs)
 from ssnas_tf.errors import RunError
@@ -165,7 +165,7 @@ class TrainBackbones(Step):
                 epochs=c.backbone_epochs, batch_size=c.batch_size, seed=seeds.seed("data"),
                 max_steps_per_epoch=c.max_steps_per_epoch,
                 verbose=0 if run.verbose < 2 else 1, checkpoint=checkpoint)
-        atomic_save_model(backbones, run.path("backbones.keras"))
+        run._save_model(backbones, "backbones.keras")
         results = run._record(seconds={"backbones": round(time.perf_counter() - start, 1)})
         checkpoint.finish()
         return results
@@ -184,7 +184,7 @@ class DartsSearch(Step):
         start = time.perf_counter()
         if not os.path.exists(run.path("backbones.keras")):
             run.train_backbones()
-        backbones = run._frozen_backbones()
+        backbones = run._frozen_backbones(reuse=True)  # before the seeds: see _load
         seeds = run._begin("search")
         model = self._search_model(run, backbones)
         network = model.network
@@ -333,7 +333,7 @@ class ContrastivePretrain(Step):
                                    lambda epoch: first if epoch == 0 else pairs(epoch),
                                    c.pretrain_epochs, steps,
                                    {"optimizer": model.optimizer}, genotype.to_dict())
-        atomic_save_model(encoder, run.path("encoder.keras"))
+        run._save_model(encoder, "encoder.keras")
         # The genotype the encoder was built from (it may come from --genotype);
         # `finetune` checks it against the encoder itself.
         atomic_write_text(run.path("encoder_genotype.json"), genotype.to_json() + "\n")
@@ -374,7 +374,7 @@ class Finetune(Step):
         checkpoint = fit_resumable(run, "finetune", classifier, train, c.finetune_epochs,
                                    steps, {"optimizer": classifier.optimizer},
                                    {"genotype": genotype.to_dict(), "origin": origin})
-        atomic_save_model(classifier, run.path("classifier.keras"))
+        run._save_model(classifier, "classifier.keras")
         # The genotype this classifier was built from (it may come from --genotype).
         atomic_write_text(run.path("classifier_genotype.json"), genotype.to_json() + "\n")
         results = run._record(encoder_origin=origin,
@@ -422,7 +422,7 @@ class Evaluate(Step):
         c, ds, s = run.config, run.dataset, run.splits
         start = time.perf_counter()
         run.configure_tensorflow()
-        classifier = run._distributed(run._load("classifier.keras", "finetune"))
+        classifier = run._distributed(run._load("classifier.keras", "finetune", reuse=True))
         probs = run.task.probabilities(
             classifier.predict(model_inputs(ds, s.test), verbose=0))
         metrics = run.task.metrics(ds.labels[s.test], probs)
@@ -472,7 +472,8 @@ class Export(Step):
     def classifier(self, run):
         """classifier.keras, taking only the modalities the genotype reads."""
         from ssnas_tf.serving.prune import prune_classifier
-        return prune_classifier(run._load("classifier.keras", "finetune"))
+        return prune_classifier(run._load("classifier.keras", "finetune", reuse=True,
+                                          release=True))
 
     def provenance(self, run, classifier):
         """What the export records about its origin: the run's settings and,
