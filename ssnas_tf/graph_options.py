@@ -1,7 +1,7 @@
 """Grappler passes that cost time and change no result of this package.
 
 Grappler, TensorFlow's graph optimizer, rewrites every traced function at its
-first call; in the default run that is about 5 s of a 2-core machine's time.
+first call: 5.5 s of a one-epoch run of the default settings on 2 cores.
 Two of its passes leave this package's numbers exactly as they are:
 
 - the MLIR `tfg_optimizer` (attribute consolidation, control-flow sinking,
@@ -9,9 +9,9 @@ Two of its passes leave this package's numbers exactly as they are:
 - the memory optimizer (plans swapping and recomputation for accelerator
   memory).
 
-Turned off, the default run's grappler time fell from 5.5 to 3.9 s in a
-one-epoch run, and the default run wrote byte-identical `search_log.jsonl`,
-`genotype.json` and weighted F1 (docs/performance.md). Turning off the
+With both off, that fell to 3.9 s, and the default run wrote byte-identical
+`search_log.jsonl`, `genotype.json` and weighted F1 on seeds 0-9
+(docs/performance.md). Turning off the
 dependency optimizer, model pruning or common-subgraph elimination as well
 changed the search's scores in the last digits, so those stay on.
 
